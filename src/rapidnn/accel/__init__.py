@@ -1,0 +1,1 @@
+"""The RNA accelerator simulator: crossbar lookups, in-memory NOR addition, associative search."""

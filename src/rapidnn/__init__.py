@@ -1,3 +1,30 @@
-"""rapidnn: RAPIDNN (Imani et al., arXiv 1806.05794) — deep-network inference inside memory."""
+"""rapidnn: RAPIDNN (Imani et al., arXiv 1806.05794) — deep-network inference inside memory.
+
+The public API: :func:`compose` a trained network, :func:`retrain` it, :func:`load` a saved
+one, and cluster values with :func:`kmeans1d`.
+"""
 
 __version__ = "0.1.0"
+
+from rapidnn.capture import CaptureError, UnsupportedOperationError, capture
+from rapidnn.compose import ComposeError, compose
+from rapidnn.composed import ComposedModel, IntegerResult
+from rapidnn.config import ComposeConfig, LayerOptions
+from rapidnn.io import ModelFileError, load
+from rapidnn.kmeans import kmeans1d, tree_kmeans1d
+
+__all__ = [
+    "CaptureError",
+    "ComposeConfig",
+    "ComposeError",
+    "ComposedModel",
+    "IntegerResult",
+    "LayerOptions",
+    "ModelFileError",
+    "UnsupportedOperationError",
+    "capture",
+    "compose",
+    "kmeans1d",
+    "load",
+    "tree_kmeans1d",
+]

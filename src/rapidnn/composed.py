@@ -1,0 +1,199 @@
+"""ComposedModel: a trained network reinterpreted for the RAPIDNN accelerator.
+
+Its integer semantics *are* the accelerator's semantics: ``integer_forward`` returns every
+integer accumulator and every code, and ``forward`` is exactly its dequantized output. The
+per-layer views expose codebooks, product tables, encoding thresholds and memory footprint.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from rapidnn.capture import CapturedGraph
+from rapidnn.config import ComposeConfig
+from rapidnn.ops import Encode, Output, WeightedLayer
+
+
+class Codebook(nn.Module):
+    """An input codebook (one per code tensor): sorted float centroids and their fixed point.
+
+    ``levels_<b>`` buffers hold the coarser codebooks of a tree codebook (2**b entries).
+    """
+
+    def __init__(self, spec: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.spec = dict(spec)
+        for key, t in tensors.items():
+            self.register_buffer(key, t)
+
+    @property
+    def size(self) -> int:
+        return int(self.centroids.numel())
+
+    @property
+    def scale(self) -> float:
+        return math.ldexp(1.0, int(self.spec["exponent"]))
+
+    def quantized(self) -> torch.Tensor:
+        """The centroids the accelerator actually stores (``values * 2**exponent``)."""
+        return self.values.to(torch.float64) * self.scale
+
+
+@dataclass
+class IntegerResult:
+    """Everything ``integer_forward`` computed: integers per producer, codes per tensor."""
+
+    accumulators: dict[str, torch.Tensor]
+    codes: dict[str, torch.Tensor]
+    output: torch.Tensor  # real-valued network output (float32)
+
+
+@dataclass
+class LayerView:
+    """Read-only view of one weighted layer for inspection and reports."""
+
+    name: str
+    op: str
+    layer: WeightedLayer
+    input_codebook: Codebook
+    encoder: Encode | None
+
+    @property
+    def weight_centroids(self) -> torch.Tensor:
+        return self.layer.weight_centroids
+
+    @property
+    def weight_codes(self) -> torch.Tensor:
+        return self.layer.weight_codes
+
+    @property
+    def table(self) -> torch.Tensor:
+        return self.layer.table
+
+    @property
+    def thresholds(self) -> torch.Tensor | None:
+        return None if self.encoder is None else self.encoder.thresholds
+
+    def memory(self) -> dict[str, float]:
+        """Memory footprint in bits: table, weight codes, thresholds, bias; and per neuron.
+
+        ``bits_per_neuron`` divides the layer total by its output neurons (output channels for
+        a convolution, whose table serves every position); ``own_table_bits_per_neuron`` is the
+        table size if each neuron held a private copy (paper notes 4: ~5 KB per neuron).
+        """
+        s = self.layer.spec
+        groups, w, u = self.layer.table.shape
+        neurons = int(self.layer.weight_codes.shape[0])
+        table = groups * w * u * int(s["entry_bits"])
+        codes = int(self.layer.weight_codes.numel()) * max(1, math.ceil(math.log2(w)))
+        thresholds = 0
+        if self.encoder is not None:
+            th = self.encoder.thresholds
+            thresholds = int(th.numel()) * int(s["acc_bits"])
+        bias = neurons * int(s["acc_bits"]) if s["bias_in_accumulator"] else 0
+        total = table + codes + thresholds + bias
+        return {
+            "table_bits": table,
+            "weight_code_bits": codes,
+            "threshold_bits": thresholds,
+            "bias_bits": bias,
+            "total_bits": total,
+            "neurons": neurons,
+            "bits_per_neuron": total / neurons,
+            "own_table_bits_per_neuron": w * u * int(s["entry_bits"]),
+        }
+
+
+class ComposedModel(nn.Module):
+    """A network reinterpreted as codebooks, product tables and encoding thresholds.
+
+    Build one with :func:`rapidnn.compose`; load one with :func:`rapidnn.load`.
+    """
+
+    def __init__(self, ops: list[nn.Module], codebooks: dict[str, Codebook],
+                 source: CapturedGraph, config: ComposeConfig) -> None:
+        super().__init__()
+        self.ops = nn.ModuleList(ops)
+        self.codebooks = nn.ModuleDict(codebooks)
+        self.source = source
+        self.config = config
+
+    # execution -------------------------------------------------------------------------
+    def integer_forward(self, x: torch.Tensor) -> IntegerResult:
+        """Run the integer semantics; return every accumulator, every code and the output."""
+        _check_input(x, self.source.input.shape)
+        codes: dict[str, torch.Tensor] = {}
+        ints: dict[str, torch.Tensor] = {}
+        out = None
+        for op in self.ops:
+            if isinstance(op, Output):
+                out = op.value(codes, ints)
+            else:
+                op.run(codes, ints, x)
+        assert out is not None
+        return IntegerResult(ints, codes, out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The dequantized network output of :meth:`integer_forward` (logits)."""
+        return self.integer_forward(x).output
+
+    @torch.no_grad()
+    def float_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The original float network (BatchNorm folded), for reference."""
+        return self.source.forward(x)
+
+    # inspection ------------------------------------------------------------------------
+    def layer_names(self) -> list[str]:
+        return [op.name for op in self.ops if isinstance(op, WeightedLayer)]
+
+    def layer(self, name: str) -> LayerView:
+        """Codebooks, table, thresholds and memory of weighted layer ``name``."""
+        for i, op in enumerate(self.ops):
+            if isinstance(op, WeightedLayer) and op.name == name:
+                enc = next((o for o in self.ops[i + 1:] if isinstance(o, Encode)
+                            and o.inputs == [name]), None)
+                return LayerView(name, op.spec["op"], op, self.codebooks[op.spec["codebook"]],
+                                 enc)
+        raise KeyError(f"no weighted layer named {name!r}; layers: {self.layer_names()}")
+
+    def layers(self) -> list[LayerView]:
+        return [self.layer(n) for n in self.layer_names()]
+
+    def memory(self) -> dict[str, Any]:
+        """Per-layer memory footprint and the network totals (bits)."""
+        per = {v.name: v.memory() for v in self.layers()}
+        total = sum(m["total_bits"] for m in per.values())
+        neurons = sum(m["neurons"] for m in per.values())
+        return {"layers": per, "total_bits": total, "neurons": neurons,
+                "bits_per_neuron": total / max(1, neurons)}
+
+    def save(self, path: str) -> None:
+        """Write a ``.rapidnn`` file (safetensors + JSON manifest; see ``rapidnn.io``)."""
+        from rapidnn.io import save_composed
+
+        save_composed(self, path)
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return (f"w={c.weight_clusters}, u={c.input_clusters}, layers={self.layer_names()}, "
+                f"acc_bits={c.acc_bits}")
+
+
+def _check_input(x: torch.Tensor, shape: tuple[int, ...]) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"expected a tensor input, got {type(x).__name__}")
+    if tuple(x.shape[1:]) != tuple(shape):
+        raise ValueError(f"input shape {tuple(x.shape)} does not match the composed model's "
+                         f"input (batch, {', '.join(map(str, shape))})")
+    if x.is_floating_point() and not torch.isfinite(x).all():
+        raise ValueError("input contains NaN or infinite values")
+
+
+def as_numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()

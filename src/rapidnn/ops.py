@@ -1,0 +1,250 @@
+"""The composed operations: the integer semantics of the RAPIDNN accelerator.
+
+Values between operations are either **codes** (int64 indices into a sorted codebook) or
+**integers** with a known real scale (accumulators, pooled sums, residual sums). Every op
+is an ``nn.Module`` whose tensors are buffers, so ``.to(device)`` moves it and save/load is a
+plain tensor dictionary plus a JSON ``spec``. The formulas are in ``docs/formulas.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+FLOAT32_EXACT = 2**24  # integers below this magnitude (and sums of them) are exact in float32
+
+
+@contextlib.contextmanager
+def exact_float_math():
+    """Disable TF32 so that float matmul/conv of integer-valued tensors stays exact on CUDA."""
+    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+class ComposedOp(nn.Module):
+    """Base class: ``spec`` is JSON data, tensors are buffers; ``run`` reads/writes the env."""
+
+    kind: ClassVar[str] = ""
+
+    def __init__(self, spec: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.spec = dict(spec)
+        for key, t in tensors.items():
+            self.register_buffer(key, t)
+
+    @property
+    def name(self) -> str:
+        return self.spec["name"]
+
+    @property
+    def inputs(self) -> list[str]:
+        return list(self.spec["inputs"])
+
+    def run(self, codes: dict[str, torch.Tensor], ints: dict[str, torch.Tensor],
+            x: torch.Tensor) -> None:
+        raise NotImplementedError
+
+
+class InputEncode(ComposedOp):
+    """Raw input -> codes of the first codebook (nearest centroid, ties to the lower code)."""
+
+    kind = "input_encode"
+
+    def run(self, codes, ints, x):
+        codes[self.name] = torch.bucketize(x.to(torch.float64), self.midpoints, right=False)
+
+
+class WeightedLayer(ComposedOp):
+    """Linear or Conv2d as product-table lookups and additions (paper notes 5, steps 3-4).
+
+    ``acc[o] = sat( sum_k T[g(o), a[o,k], b[k]] + bias[o] )`` with ``a`` the weight codes,
+    ``b`` the input codes, ``g(o)`` the table of neuron ``o`` (one table per layer, or per
+    output channel) and ``sat`` saturation to ``acc_bits``. Convolutions reuse the table at
+    every output position; zero padding contributes no product. Evaluated exactly as a float
+    matmul/conv of integer-valued tensors (float32 when every partial sum stays below 2**24,
+    else float64), which equals the lookup-and-add definition bit for bit.
+    """
+
+    kind = "weighted"
+
+    def __init__(self, spec, tensors):
+        super().__init__(spec, tensors)
+        self._dense: tuple[torch.Tensor, torch.dtype] | None = None
+
+    def _apply(self, fn, recurse=True):
+        self._dense = None  # device/dtype moves invalidate the cached dense matrix
+        return super()._apply(fn, recurse)
+
+    @property
+    def rank_one(self) -> bool:
+        """True when the table is exactly outer(weight values, input values) (no truncation)."""
+        return int(self.spec["table_shift"]) == 0
+
+    def table_of_neuron(self) -> torch.Tensor:
+        """Index of the product table each output neuron uses."""
+        out = self.weight_codes.shape[0]
+        return torch.arange(out, device=self.table.device) % self.table.shape[0]
+
+    def dense(self) -> tuple[torch.Tensor, torch.dtype]:
+        """The integer weight matrix the layer is equivalent to, and an exact float dtype."""
+        if self._dense is None:
+            g = self.table_of_neuron()
+            codes = self.weight_codes.long()
+            gi = g.reshape((-1,) + (1,) * (codes.dim() - 1)).expand_as(codes)
+            if self.rank_one:
+                mat = self.weight_values[gi, codes]  # same shape as the weight
+                peak = mat.abs().reshape(mat.shape[0], -1).sum(1) * self.input_values.abs().max()
+            else:
+                mat = self.table[gi, codes]  # (*weight_shape, u)
+                peak = mat.abs().amax(-1).reshape(mat.shape[0], -1).sum(1)
+                if self.spec["op"] == "linear":
+                    mat = mat.reshape(mat.shape[0], -1)  # (O, K*u), k-major
+                else:  # (O, C, kh, kw, u) -> (O, C*u, kh, kw)
+                    o, c, kh, kw, u = mat.shape
+                    mat = mat.permute(0, 1, 4, 2, 3).reshape(o, c * u, kh, kw)
+            bound = int(peak.max()) + int(self.bias.abs().max()) if peak.numel() else 0
+            dtype = torch.float32 if bound < FLOAT32_EXACT else torch.float64
+            self._dense = (mat.to(dtype), dtype)
+        return self._dense
+
+    def accumulate(self, b: torch.Tensor) -> torch.Tensor:
+        """Integer accumulators for input codes ``b``."""
+        mat, dtype = self.dense()
+        if self.rank_one:
+            x = self.input_values.to(dtype)[b]
+        else:
+            u = self.table.shape[-1]
+            x = F.one_hot(b, u).to(dtype)
+            x = x.reshape(x.shape[0], -1) if self.spec["op"] == "linear" else (
+                x.permute(0, 1, 4, 2, 3).reshape(x.shape[0], -1, *x.shape[2:4]))
+        with exact_float_math():
+            if self.spec["op"] == "linear":
+                acc = F.linear(x, mat)
+            else:
+                acc = F.conv2d(x, mat, None, self.spec["stride"], self.spec["padding"],
+                               self.spec["dilation"])
+        acc = acc.to(torch.int64)
+        if self.spec["bias_in_accumulator"]:
+            shape = (1, -1) + (1,) * (acc.dim() - 2)
+            acc = acc + self.bias.reshape(shape)
+        lo, hi = accumulator_range(self.spec["acc_bits"])
+        return acc.clamp_(lo, hi)
+
+    def run(self, codes, ints, x):
+        ints[self.name] = self.accumulate(codes[self.inputs[0]])
+
+
+def accumulator_range(bits: int) -> tuple[int, int]:
+    """Two's-complement range of a ``bits``-wide accumulator."""
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+
+class Encode(ComposedOp):
+    """Fused activation + encoding: ``code = #{k : value >= theta_k}`` (paper notes 5, step 5).
+
+    ``thresholds`` has one row for the whole layer or one row per output channel (bias folded
+    into the thresholds); it is the associative memory's content.
+    """
+
+    kind = "encode"
+
+    def run(self, codes, ints, x):
+        codes[self.name] = self.encode(ints[self.inputs[0]])
+
+    def encode(self, value: torch.Tensor) -> torch.Tensor:
+        th = self.thresholds
+        if th.shape[0] == 1:
+            return torch.bucketize(value, th[0], right=True)
+        moved = value.movedim(1, 0)
+        flat = moved.reshape(moved.shape[0], -1).contiguous()
+        out = torch.searchsorted(th, flat, right=True)
+        return out.reshape(moved.shape).movedim(0, 1)
+
+
+class MaxPoolCodes(ComposedOp):
+    """Max pooling on codes: with sorted codebooks the largest code is the code of the max."""
+
+    kind = "maxpool"
+
+    def run(self, codes, ints, x):
+        s = self.spec
+        c = codes[self.inputs[0]]
+        # codes are small integers: exact in float32 (max pooling has no float arithmetic)
+        out = F.max_pool2d(c.to(torch.float32), s["kernel"], s["stride"], s["padding"],
+                           s["dilation"], s["ceil_mode"])
+        codes[self.name] = out.to(torch.int64)
+
+
+class AvgPoolSum(ComposedOp):
+    """Average pooling, part 1: decode the codes and add each window (value = sum * scale)."""
+
+    kind = "avgpool_sum"
+
+    def run(self, codes, ints, x):
+        s = self.spec
+        v = self.input_values.to(torch.float64)[codes[self.inputs[0]]]
+        total = F.avg_pool2d(v, s["kernel"], s["stride"], s["padding"], count_include_pad=True,
+                             divisor_override=1)
+        ints[self.name] = total.to(torch.int64)
+
+
+class AddAligned(ComposedOp):
+    """Residual add: decode both code tensors to a common fixed point and add the integers."""
+
+    kind = "add"
+
+    def run(self, codes, ints, x):
+        a = self.a_values[codes[self.inputs[0]]] << int(self.spec["a_shift"])
+        b = self.b_values[codes[self.inputs[1]]] << int(self.spec["b_shift"])
+        ints[self.name] = a + b
+
+
+class CodeActivation(ComposedOp):
+    """An activation applied to codes (not fused with a sum): one table lookup per value."""
+
+    kind = "code_activation"
+
+    def run(self, codes, ints, x):
+        codes[self.name] = self.table[codes[self.inputs[0]]]
+
+
+class Reshape(ComposedOp):
+    """Flatten/view on codes (no hardware work: only the layout changes)."""
+
+    kind = "reshape"
+
+    def run(self, codes, ints, x):
+        c = codes[self.inputs[0]]
+        codes[self.name] = c.reshape(c.shape[0], *self.spec["shape"])
+
+
+class Output(ComposedOp):
+    """Real-valued network output: dequantized integers (logits) or decoded codes."""
+
+    kind = "output"
+
+    def run(self, codes, ints, x):
+        raise RuntimeError("Output is evaluated by ComposedModel.integer_forward")
+
+    def value(self, codes, ints) -> torch.Tensor:
+        scale = float(self.spec["scale"])
+        src = self.inputs[0]
+        if self.spec["from"] == "integers":
+            return (ints[src].to(torch.float64) * scale).to(torch.float32)
+        return (self.values[codes[src]].to(torch.float64) * scale).to(torch.float32)
+
+
+OP_TYPES: dict[str, type[ComposedOp]] = {
+    cls.kind: cls
+    for cls in (InputEncode, WeightedLayer, Encode, MaxPoolCodes, AvgPoolSum, AddAligned,
+                CodeActivation, Reshape, Output)
+}

@@ -1,0 +1,80 @@
+"""Glue shared by the array mappers: events → energy, stages → pipeline → ``Estimate``.
+
+Energy per inference (hardware-parameters.md §6.2; docs/hardware.md §3):
+``E = Σ_layers Σ_(component, action) count × E_action + P_static × chips / throughput``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rapidnn.hardware import pipeline
+from rapidnn.hardware.estimate import Estimate, EstimateOptions, LayerEstimate
+from rapidnn.hardware.spec import HardwareSpec
+
+Events = dict[str, float]  # "component.action" -> count per inference
+
+
+@dataclass
+class LayerCost:
+    """What a mapper computed for one layer before pipelining."""
+
+    name: str
+    kind: str
+    events: Events = field(default_factory=dict)
+    stage: pipeline.Stage | None = None
+    energy_override_j: float | None = None  # e.g. ops / published GOPS/W
+
+
+def event_energy(spec: HardwareSpec, events: Events) -> tuple[float, dict[str, float]]:
+    """Σ count × energy per action, and the same split by component (J)."""
+    total = 0.0
+    by_comp: dict[str, float] = {}
+    for key, count in events.items():
+        if not count:
+            continue
+        comp, action = key.split(".", 1)
+        e = count * spec.comp(comp).energy_j(action)
+        total += e
+        by_comp[comp] = by_comp.get(comp, 0.0) + e
+    return total, by_comp
+
+
+def assemble(spec: HardwareSpec, network: str, costs: list[LayerCost], units_per_chip: float,
+             options: EstimateOptions, notes: list[str] | None = None) -> Estimate:
+    """Replicate, pipeline and sum the layer costs into an ``Estimate``."""
+    notes = list(notes or [])
+    stages = [c.stage for c in costs if c.stage is not None]
+    needed = pipeline.chips_needed(stages, units_per_chip) if stages else 1
+    chips = options.chips or needed
+    if chips < needed:
+        notes.append(f"{options.chips} chip(s) requested but one copy of the network needs "
+                     f"{needed}; using {needed}")
+        chips = needed
+    elif options.chips is None and needed > 1:
+        notes.append(f"the network does not fit one chip; using {needed} chips")
+    budget = units_per_chip * chips
+    reps = pipeline.replicate(stages, budget, options.replication) if stages else []
+    rep_of = {id(s): r for s, r in zip(stages, reps, strict=True)}
+    thr = pipeline.throughput(stages, reps) if stages else float("inf")
+    lat = pipeline.latency(stages, reps, options.latency_mode) if stages else 0.0
+
+    layers: list[LayerEstimate] = []
+    for c in costs:
+        e, by_comp = event_energy(spec, c.events)
+        if c.energy_override_j is not None:
+            e, by_comp = c.energy_override_j, {"published_efficiency": c.energy_override_j}
+        r = rep_of.get(id(c.stage), 1) if c.stage is not None else 1
+        t = c.stage.work_s / r if c.stage is not None else 0.0
+        units = c.stage.units if c.stage is not None else 0
+        layers.append(LayerEstimate(c.name, c.kind, e, t, units, r, by_comp))
+
+    static_w = spec.leakage_w() * chips
+    static_e = static_w / thr if thr not in (0.0, float("inf")) else 0.0
+    dyn = sum(layer.energy_j for layer in layers)
+    used = sum(s.units * r for s, r in zip(stages, reps, strict=True))
+    return Estimate(
+        hardware=spec.name, model=spec.model, network=network, layers=layers,
+        energy_j=dyn + static_e, static_energy_j=static_e, latency_s=lat, throughput_ips=thr,
+        area_mm2=spec.chip_area_mm2() * chips, chips=chips, units_used=used,
+        units_available=budget, notes=notes)

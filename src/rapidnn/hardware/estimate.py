@@ -1,0 +1,116 @@
+"""Result types shared by the mappers: per-layer and whole-network estimates, and run options."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rapidnn.hardware.pipeline import LatencyMode, Policy
+
+
+class EstimateOptions(BaseModel):
+    """How a network is evaluated (not hardware numbers; those live in the HardwareSpec).
+
+    * ``replication``: pipeline balancing policy (``pipeline.replicate``);
+    * ``latency_mode``: "sequential" or "overlap" (``pipeline.latency``);
+    * ``chips``: chips to use (None: the fewest that hold one copy of every layer);
+    * ``overrides``: parameter overrides applied to the spec (``HardwareSpec.with_overrides``);
+    * ``baseline_energy``: "events" (component × action counts, default) or
+      "published_efficiency" (ops / published GOPS/W; ISAAC and PipeLayer only);
+    * ``batch``: GPU batch size (None: the preset's ``batch`` parameter).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    replication: Policy = "balanced"
+    latency_mode: LatencyMode = "sequential"
+    chips: int | None = Field(default=None, ge=1)
+    overrides: dict[str, float] = Field(default_factory=dict)
+    baseline_energy: Literal["events", "published_efficiency"] = "events"
+    batch: int | None = Field(default=None, ge=1)
+
+
+def _num(x: float | None) -> float | None:
+    if x is None:
+        return None
+    return x if math.isfinite(x) else None
+
+
+@dataclass
+class LayerEstimate:
+    """Cost of one layer per inference."""
+
+    name: str
+    kind: str
+    energy_j: float
+    stage_time_s: float  # time per inference of this pipeline stage (after replication)
+    units: int = 0  # arrays / blocks per copy
+    replicas: int = 1
+    breakdown: dict[str, float] = field(default_factory=dict)  # J per component/event
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "energy_j": self.energy_j,
+                "stage_time_s": self.stage_time_s, "units": self.units,
+                "replicas": self.replicas, "breakdown": dict(self.breakdown)}
+
+
+@dataclass
+class Estimate:
+    """Energy, latency, throughput, area and power of one network on one architecture."""
+
+    hardware: str
+    model: str
+    network: str
+    layers: list[LayerEstimate]
+    energy_j: float  # per inference, dynamic + static
+    static_energy_j: float
+    latency_s: float
+    throughput_ips: float
+    area_mm2: float | None
+    chips: int = 1
+    units_used: int = 0
+    units_available: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def power_w(self) -> float:
+        """Average power while streaming: energy per inference × inferences per second."""
+        return self.energy_j * self.throughput_ips
+
+    @property
+    def dynamic_energy_j(self) -> float:
+        return self.energy_j - self.static_energy_j
+
+    def breakdown(self) -> dict[str, float]:
+        """Dynamic energy per component/event summed over layers (J per inference)."""
+        out: dict[str, float] = {}
+        for layer in self.layers:
+            for k, v in layer.breakdown.items():
+                out[k] = out.get(k, 0.0) + v
+        if self.static_energy_j:
+            out["static"] = self.static_energy_j
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "hardware": self.hardware,
+            "model": self.model,
+            "network": self.network,
+            "energy_j": self.energy_j,
+            "static_energy_j": self.static_energy_j,
+            "latency_s": self.latency_s,
+            "throughput_ips": _num(self.throughput_ips),
+            "area_mm2": self.area_mm2,
+            "power_w": _num(self.power_w),
+            "chips": self.chips,
+            "units_used": self.units_used,
+            "units_available": self.units_available,
+            "utilisation": (self.units_used / self.units_available
+                            if self.units_available else None),
+            "breakdown": self.breakdown(),
+            "layers": [layer.to_dict() for layer in self.layers],
+            "notes": list(self.notes),
+        }

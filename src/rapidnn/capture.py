@@ -192,8 +192,13 @@ def capture(model: nn.Module, example_input: torch.Tensor) -> CapturedGraph:
         raise CaptureError(f"torch.fx could not trace {type(model).__name__}: {exc}") from exc
     finally:
         model.train(was_training)
-    with torch.no_grad():
-        ShapeProp(gm).propagate(example_input.detach().float().cpu())
+    try:
+        with torch.no_grad():
+            ShapeProp(gm).propagate(example_input.detach().float().cpu())
+    except Exception as exc:  # the example input does not fit the model
+        cause = exc.__cause__ or exc
+        raise CaptureError(f"running {type(model).__name__} on the example input of shape "
+                           f"{tuple(example_input.shape)} failed: {cause}") from exc
     return _convert(gm)
 
 

@@ -53,8 +53,7 @@ def fixed_point_for(values: np.ndarray, bits: int, signed: bool | None = None) -
     if peak == 0.0:
         return FixedPoint(bits, signed, 0)
     exponent = math.ceil(math.log2(peak / qmax))
-    # guard against log2 rounding: make sure peak really fits
-    while round(peak / math.ldexp(1.0, exponent)) > qmax:
+    if peak / math.ldexp(1.0, exponent) > qmax:  # log2 round-off at an exact power of two
         exponent += 1
     return FixedPoint(bits, signed, exponent)
 
@@ -68,8 +67,8 @@ def quantize(values: np.ndarray, fmt: FixedPoint) -> np.ndarray:
 def pad_centroids(centroids: np.ndarray, k: int) -> np.ndarray:
     """Pad a codebook with fewer than ``k`` distinct centroids by repeating its largest one.
 
-    The repeated codes are never chosen by nearest-centroid encoding (ties go to the lower
-    code), so the padding only keeps table shapes at exactly ``k`` entries.
+    A repeated code decodes to the same value as the original, so the padding only keeps
+    table shapes at exactly ``k`` entries and changes no result.
     """
     centroids = np.asarray(centroids, dtype=np.float64)
     if centroids.size == 0:

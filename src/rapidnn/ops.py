@@ -163,7 +163,7 @@ class Encode(ComposedOp):
     def encode(self, value: torch.Tensor) -> torch.Tensor:
         th = self.thresholds
         if th.shape[0] == 1:
-            return torch.bucketize(value, th[0], right=True)
+            return torch.bucketize(value.contiguous(), th[0], right=True)
         moved = value.movedim(1, 0)
         flat = moved.reshape(moved.shape[0], -1).contiguous()
         out = torch.searchsorted(th, flat, right=True)

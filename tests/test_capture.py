@@ -1,0 +1,82 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rapidnn.capture import CaptureError, UnsupportedOperationError, capture
+
+
+def test_lenet_capture_folds_batchnorm_and_matches_float(lenet, image_batches):
+    g = capture(lenet, image_batches[0])
+    ops = [n.op for n in g]
+    assert "batchnorm" not in " ".join(ops)
+    assert ops == ["input", "conv2d", "relu", "maxpool2d", "conv2d", "relu", "avgpool2d",
+                   "reshape", "linear", "relu", "linear", "relu", "linear", "output"]
+    x = image_batches[1]
+    assert torch.allclose(g.forward(x), lenet(x), atol=1e-5)
+    assert g["conv1"].params["folded_batchnorm"] == "bn1"
+
+
+def test_functional_ops_dropout_and_view_are_captured():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(12, 4)
+            self.drop = nn.Dropout(0.5)
+
+        def forward(self, x):
+            x = F.max_pool2d(torch.tanh(x), 2)
+            x = F.adaptive_avg_pool2d(x, 2)
+            x = x.view(x.size(0), -1)
+            return torch.sigmoid(self.fc(self.drop(x)))
+
+    net = Net().eval()
+    x = torch.randn(2, 3, 8, 8)
+    g = capture(net, x)
+    assert [n.op for n in g] == ["input", "tanh", "maxpool2d", "avgpool2d", "reshape",
+                                 "linear", "sigmoid", "output"]
+    assert torch.allclose(g.forward(x), net(x), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("module", "fragment"),
+    [
+        (nn.Sequential(nn.Conv2d(4, 4, 1), nn.GELU()), "GELU"),
+        (nn.Sequential(nn.Conv2d(4, 4, 3, groups=2)), "groups=2"),
+        (nn.Sequential(nn.Conv2d(4, 4, 3, padding_mode="reflect", padding=1)), "padding_mode"),
+        (nn.Sequential(nn.ReLU(), nn.BatchNorm2d(4)), "BatchNorm must directly follow"),
+        (nn.Sequential(nn.AdaptiveAvgPool2d(3)), "not a multiple"),
+    ],
+)
+def test_unsupported_ops_name_the_node_and_list_what_is_supported(module, fragment):
+    with pytest.raises(UnsupportedOperationError) as err:
+        capture(module.eval(), torch.randn(2, 4, 8, 8))
+    msg = str(err.value)
+    assert fragment in msg
+    assert "Supported:" in msg and "node" in msg
+
+
+def test_unsupported_function_is_named():
+    class Net(nn.Module):
+        def forward(self, x):
+            return torch.softmax(x, 1)
+
+    with pytest.raises(UnsupportedOperationError, match="softmax"):
+        capture(Net(), torch.randn(2, 3))
+
+
+def test_untraceable_model_and_bad_inputs_give_capture_errors():
+    class Dynamic(nn.Module):
+        def forward(self, x):
+            if x.sum() > 0:
+                return x
+            return -x
+
+    with pytest.raises(CaptureError, match="could not trace"):
+        capture(Dynamic(), torch.randn(2, 3))
+    with pytest.raises(CaptureError):
+        capture("not a model", torch.randn(2, 3))  # type: ignore[arg-type]
+    with pytest.raises(CaptureError, match="batch"):
+        capture(nn.Linear(3, 3), torch.randn(3))
+    with pytest.raises(CaptureError, match="example input"):
+        capture(nn.Linear(3, 3), torch.randn(2, 5))

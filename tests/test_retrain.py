@@ -43,8 +43,8 @@ def test_cluster_aware_model_matches_composed_model(task):
 def test_retraining_recovers_accuracy_and_is_deterministic(task):
     net, train, val = task
     cm = rapidnn.compose(net, train, 2, 4, calibration_batches=5)
-    r1 = retrain(cm, loader(*train.dataset.tensors), val, tolerance=0.0, max_epochs=3, lr=3e-3, calibration=5,
-                 progress=False)
+    r1 = retrain(cm, loader(*train.dataset.tensors), val, tolerance=0.0, max_epochs=3, lr=3e-3,
+                 calibration=5, progress=False)
     assert [h.epoch for h in r1.history] == [0, 1, 2, 3]
     assert r1.best.composed_accuracy > r1.history[0].composed_accuracy
     assert accuracy(r1.composed, val) == r1.best.composed_accuracy

@@ -1,0 +1,87 @@
+"""Composer quality: float vs composed accuracy before and after retraining (issue 2 figures).
+
+Runs the MNIST MLP 784-512-512-10 at several (w, u) and the Fashion-MNIST LeNet-5 (trained
+here, cached), prints one table and optionally writes JSON. Not a test: minutes on 2 cores.
+
+    .venv/bin/python benchmarks/bench_composer.py [--json out.json] [--max-epochs 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from rich.console import Console
+
+import rapidnn
+from rapidnn.demo import mnist_splits, trained_mlp
+from rapidnn.models import LeNet5
+from rapidnn.retrain import accuracy, retrain
+from rapidnn.training import load_cached, recipe_key, save_cached, train
+
+LENET_RECIPE = {"model": "lenet5-bn", "dataset": "fashion_mnist", "epochs": 8, "lr": 2e-3,
+                "batch": 128, "val": 10_000, "seed": 0}
+
+
+def trained_lenet(splits, console: Console) -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = LeNet5()
+    key = recipe_key("fashion-lenet5", LENET_RECIPE)
+    if not load_cached(model, key):
+        train(model, splits.train, LENET_RECIPE["epochs"], lr=LENET_RECIPE["lr"], seed=0)
+        save_cached(model, key, LENET_RECIPE)
+    return model.eval()
+
+
+def run(name, model, splits, w, u, max_epochs, rows, console):
+    t0 = time.perf_counter()
+    float_acc = accuracy(model, splits.test)
+    cm = rapidnn.compose(model, splits.train, w, u, calibration_batches=20)
+    before = accuracy(cm, splits.test)
+    res = retrain(cm, splits.train, splits.val, tolerance=0.003, max_epochs=max_epochs,
+                  progress=False)
+    after = accuracy(res.composed, splits.test)
+    row = {"network": name, "w": w, "u": u, "float_accuracy": float_acc,
+           "composed_before": before, "composed_after": after,
+           "loss_before_points": 100 * (float_acc - before),
+           "loss_after_points": 100 * (float_acc - after), "epochs": len(res.history) - 1,
+           "val_history": [r.composed_accuracy for r in res.history],
+           "bytes_per_neuron": res.composed.memory()["bits_per_neuron"] / 8,
+           "seconds": time.perf_counter() - t0}
+    rows.append(row)
+    console.print(row)
+    return res.composed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--max-epochs", type=int, default=8)
+    args = ap.parse_args()
+    console = Console()
+    rows: list[dict] = []
+    splits = mnist_splits()
+    mlp_model = trained_mlp(splits, console)
+    for w, u in ((16, 16), (8, 8), (4, 4)):
+        run("mnist-mlp", mlp_model, splits, w, u, args.max_epochs, rows, console)
+    fsplits = mnist_splits(name="fashion_mnist")
+    lenet = trained_lenet(fsplits, console)
+    composed = run("fashion-lenet5", lenet, fsplits, 16, 16, args.max_epochs, rows, console)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "lenet.rapidnn"
+        composed.save(path)
+        loaded = rapidnn.load(path)
+        x = next(iter(fsplits.test))[0]
+        identical = torch.equal(loaded(x), composed(x))
+    console.print(f"LeNet save/load round trip bit-identical: {identical}")
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "lenet_roundtrip_identical": identical},
+                                        indent=2))
+
+
+if __name__ == "__main__":
+    main()

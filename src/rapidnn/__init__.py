@@ -12,6 +12,7 @@ from rapidnn.composed import ComposedModel, IntegerResult
 from rapidnn.config import ComposeConfig, LayerOptions
 from rapidnn.io import ModelFileError, load
 from rapidnn.kmeans import kmeans1d, tree_kmeans1d
+from rapidnn.retrain import RetrainResult, retrain
 
 __all__ = [
     "CaptureError",
@@ -21,10 +22,12 @@ __all__ = [
     "IntegerResult",
     "LayerOptions",
     "ModelFileError",
+    "RetrainResult",
     "UnsupportedOperationError",
     "capture",
     "compose",
     "kmeans1d",
     "load",
+    "retrain",
     "tree_kmeans1d",
 ]

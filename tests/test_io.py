@@ -15,6 +15,7 @@ def composed(lenet, image_batches):
 
 def test_round_trip_is_bit_identical(composed, image_batches, tmp_path):
     path = tmp_path / "lenet.rapidnn"
+    composed.metadata["dataset"] = "fashion_mnist"
     composed.save(path)
     loaded = rapidnn.load(path)
     x = image_batches[1]
@@ -25,6 +26,7 @@ def test_round_trip_is_bit_identical(composed, image_batches, tmp_path):
     for k in a.codes:
         assert torch.equal(a.codes[k], b.codes[k])
     assert loaded.config == composed.config
+    assert loaded.metadata == {"dataset": "fashion_mnist"}
     assert torch.equal(loaded.float_forward(x), composed.float_forward(x))
     assert not list(tmp_path.glob("*.tmp"))
 

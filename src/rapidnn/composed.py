@@ -117,12 +117,15 @@ class ComposedModel(nn.Module):
     """
 
     def __init__(self, ops: list[nn.Module], codebooks: dict[str, Codebook],
-                 source: CapturedGraph, config: ComposeConfig) -> None:
+                 source: CapturedGraph, config: ComposeConfig,
+                 metadata: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.ops = nn.ModuleList(ops)
         self.codebooks = nn.ModuleDict(codebooks)
         self.source = source
         self.config = config
+        # free-form JSON facts saved with the model, e.g. {"dataset": "mnist"} for the CLI
+        self.metadata: dict[str, Any] = dict(metadata or {})
 
     # execution -------------------------------------------------------------------------
     def integer_forward(self, x: torch.Tensor) -> IntegerResult:

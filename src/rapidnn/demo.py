@@ -62,8 +62,10 @@ def trained_mlp(splits: MnistSplits, console: Console) -> torch.nn.Module:
 
 
 def run_demo(weight_clusters: int = 16, input_clusters: int = 16, max_epochs: int = 5,
-             console: Console | None = None) -> dict[str, Any]:
-    """Run the demo and return its figures (accuracies are fractions of the test set)."""
+             console: Console | None = None, save: str | None = None) -> dict[str, Any]:
+    """Run the demo and return its figures (accuracies are fractions of the test set).
+
+    ``save``: also write the retrained composed model there (a ``.rapidnn`` file)."""
     console = console or Console()
     t0 = time.perf_counter()
     splits = mnist_splits()
@@ -74,6 +76,9 @@ def run_demo(weight_clusters: int = 16, input_clusters: int = 16, max_epochs: in
     before = accuracy(composed, splits.test)
     result = retrain(composed, splits.train, splits.val, tolerance=0.003, max_epochs=max_epochs)
     after = accuracy(result.composed, splits.test)
+    if save:
+        result.composed.metadata.update({"dataset": "mnist", "workload": "mnist-mlp"})
+        result.composed.save(save)
     mem = result.composed.memory()
     figures = {
         "weight_clusters": weight_clusters, "input_clusters": input_clusters,
@@ -90,5 +95,7 @@ def run_demo(weight_clusters: int = 16, input_clusters: int = 16, max_epochs: in
                   f"{after:.4f}  (quality loss {100 * (float_acc - after):+.2f} points)")
     console.print(f"  memory per neuron                  {figures['bytes_per_neuron']:.1f} bytes "
                   f"({mem['bits_per_neuron']:.0f} bits: tables, weight codes, thresholds, bias)")
+    if save:
+        console.print(f"  composed model written to          {save}")
     console.print(f"  wall time                          {figures['seconds']:.1f} s")
     return figures

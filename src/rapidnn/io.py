@@ -59,7 +59,7 @@ def save_composed(model: ComposedModel, path: str | os.PathLike) -> None:
             tensors[f"source.{node.name}.bias"] = node.bias
     manifest = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "rapidnn_version": __version__,
                 "config": model.config.model_dump(mode="json"), "ops": ops,
-                "codebooks": codebooks, "graph": graph}
+                "codebooks": codebooks, "graph": graph, "metadata": model.metadata}
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -130,4 +130,5 @@ def _rebuild(manifest: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Comp
         ops.append(cls(o["spec"], _take(tensors, f"ops.{i}.")))
     codebooks = {c["key"]: Codebook(c["spec"], _take(tensors, f"codebooks.{c['key']}."))
                  for c in manifest["codebooks"]}
-    return ComposedModel(ops, codebooks, CapturedGraph(nodes), config)
+    return ComposedModel(ops, codebooks, CapturedGraph(nodes), config,
+                         manifest.get("metadata", {}))

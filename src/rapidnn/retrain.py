@@ -182,6 +182,7 @@ def retrain(composed: ComposedModel, train_data: Iterable[Any], val_data: Iterab
             loss = _train_epoch(qat, train_data, lr, bar, epoch, max_epochs)
             current = compose_graph(qat.updated_graph(), batches, current.config,
                                     forward=qat.forward)
+            current.metadata = dict(composed.metadata)
             comp_acc = accuracy(current, val_data)
             history.append(RetrainRound(epoch, loss, comp_acc, float_acc, float_acc - comp_acc,
                                         time.perf_counter() - t0))

@@ -1,0 +1,255 @@
+"""The six evaluation workloads, their seeded training recipes and the ImageNet-shape networks.
+
+A :class:`Workload` bundles a network factory, a dataset, a seeded training :class:`Recipe`
+(plus a reduced "quick" variant for ``reproduce --quick``), the train/validation/test split and
+the paper-facing description. :data:`WORKLOADS` is the registry, :func:`get_workload` looks a
+name up (an unknown name raises :class:`WorkloadError` listing the valid ones).
+:mod:`rapidnn.workloads.store` caches the trained float models and composed models.
+
+:data:`SHAPE_NETWORKS` holds AlexNet, VGG-16 and ResNet-18 at 224x224: network shapes only (no
+data; ImageNet is not available offline), for the hardware comparison.
+
+Example::
+
+    from rapidnn.workloads import get_workload
+    from rapidnn.workloads.store import get_trained
+    wl = get_workload("fashion-lenet5")
+    model, info = get_trained(wl)            # trains (seeded) or loads the cached float model
+    splits = wl.splits()                     # Splits(train, val, test) tensors and loaders
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import torch
+from torch import nn
+
+from rapidnn.models import LeNet5, mlp
+from rapidnn.training import recipe_key
+from rapidnn.workloads import nets
+from rapidnn.workloads.splits import Splits, load_splits
+
+__all__ = [
+    "SHAPE_NETWORKS",
+    "WORKLOADS",
+    "Recipe",
+    "ShapeNetwork",
+    "Splits",
+    "Workload",
+    "WorkloadError",
+    "get_shape_network",
+    "get_workload",
+]
+
+
+class WorkloadError(ValueError):
+    """An unknown workload or shape-network name, or a workload that cannot be prepared."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A seeded float-training recipe.
+
+    ``val`` counts what is held out of the training split for validation, in ``val_unit``s
+    (``"example"``, ``"per_class"`` examples of every class, ``"speaker"`` or ``"subject"``; see
+    :mod:`rapidnn.workloads.splits`). ``normalize="channel"`` standardises every input channel
+    with the training part's mean and std. ``train_subset`` keeps only the first N training
+    examples (quick recipes). Learning rate follows a per-step cosine decay to 0.
+    """
+
+    model: str
+    dataset: str
+    epochs: int
+    lr: float
+    batch: int
+    val: int
+    seed: int = 0
+    val_unit: str = "example"
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    augment: str | None = None
+    normalize: str | None = None
+    train_subset: int | None = None
+
+    #: Fields always part of the cache key; the others only when they differ from the default.
+    BASE_FIELDS = ("model", "dataset", "epochs", "lr", "batch", "val", "seed")
+
+    def key_dict(self) -> dict[str, Any]:
+        """The recipe as the dict that is hashed into the cache key: the base fields plus every
+        other field that is not at its default (so the MNIST MLP's key is the demo's)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in self.BASE_FIELDS or value != f.default:
+                out[f.name] = value
+        return out
+
+    def replace(self, **changes: Any) -> Recipe:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One evaluation application: network, dataset, recipes and description."""
+
+    name: str
+    title: str
+    description: str
+    dataset: str
+    input_shape: tuple[int, ...]
+    classes: int
+    factory: Callable[[], nn.Module]
+    recipe: Recipe
+    quick_recipe: Recipe
+    target_accuracy: float | None = None
+
+    def recipe_for(self, quick: bool = False) -> Recipe:
+        return self.quick_recipe if quick else self.recipe
+
+    def key(self, quick: bool = False) -> str:
+        """Cache key: ``<name>[-quick]-<hash of the recipe>``."""
+        name = f"{self.name}-quick" if quick else self.name
+        return recipe_key(name, self.recipe_for(quick).key_dict())
+
+    def build(self, seed: int | None = None) -> nn.Module:
+        """A fresh (untrained) network; with ``seed``, its initialisation is seeded."""
+        if seed is not None:
+            torch.manual_seed(seed)
+        return self.factory()
+
+    def splits(self, quick: bool = False) -> Splits:
+        """Train / validation / test split of the recipe (loads the dataset)."""
+        return load_splits(self.recipe_for(quick))
+
+    def example_input(self, batch: int = 2, seed: int = 0) -> torch.Tensor:
+        """A random input batch of the right shape (no data needed)."""
+        return torch.rand(batch, *self.input_shape, generator=torch.Generator().manual_seed(seed))
+
+
+@dataclass(frozen=True)
+class ShapeNetwork:
+    """A network used only for its shape (hardware comparison); there is no data for it."""
+
+    name: str
+    description: str
+    factory: Callable[[], nn.Module]
+    input_shape: tuple[int, ...] = (3, 224, 224)
+
+    def build(self, seed: int | None = None) -> nn.Module:
+        if seed is not None:
+            torch.manual_seed(seed)
+        return self.factory()
+
+    def example_input(self, batch: int = 1, seed: int = 0) -> torch.Tensor:
+        return torch.rand(batch, *self.input_shape, generator=torch.Generator().manual_seed(seed))
+
+
+def _sgd_cifar(model: str, epochs: int, lr: float) -> Recipe:
+    return Recipe(model=model, dataset="cifar10", epochs=epochs, lr=lr, batch=128, val=5000,
+                  optimizer="sgd", momentum=0.9, nesterov=True, weight_decay=5e-4,
+                  augment="crop4-flip", normalize="channel")
+
+
+_MNIST = Recipe(model="mlp-784-512-512-10-relu", dataset="mnist", epochs=8, lr=1e-3, batch=128,
+                val=10_000)
+_FASHION = Recipe(model="lenet5-bn", dataset="fashion_mnist", epochs=8, lr=2e-3, batch=128,
+                  val=10_000)
+_ISOLET = Recipe(model="mlp-617-512-256-26-relu-dropout0.5", dataset="isolet", epochs=60,
+                 lr=1e-3, batch=32, val=3, val_unit="speaker", weight_decay=1e-4)
+_HAR = Recipe(model="harcnn-32-64-96-k9", dataset="har", epochs=30, lr=2e-3, batch=64, val=3,
+              val_unit="subject", weight_decay=1e-4, normalize="channel")
+_VGG = _sgd_cifar("vgg8-bn-gap-64-512", 30, 0.05)
+_RESNET = _sgd_cifar("resnet20-b", 60, 0.1)
+_CIFAR_QUICK = {"epochs": 2, "train_subset": 10_000}
+
+WORKLOADS: Mapping[str, Workload] = MappingProxyType({
+    "mnist-mlp": Workload(
+        name="mnist-mlp",
+        title="MNIST handwritten digits, MLP 784-512-512-10",
+        description="Multilayer perceptron 784-512-512-10 (ReLU) on 28x28 MNIST digits; the "
+                    "fully-connected application class of the paper.",
+        dataset="mnist", input_shape=(1, 28, 28), classes=10,
+        factory=lambda: mlp((784, 512, 512, 10)),
+        recipe=_MNIST, quick_recipe=_MNIST.replace(epochs=2), target_accuracy=0.98),
+    "fashion-lenet5": Workload(
+        name="fashion-lenet5",
+        title="Fashion-MNIST clothing images, LeNet-5 (BatchNorm)",
+        description="LeNet-5-style CNN (2 conv + BN, max and average pooling, 3 FC layers) on "
+                    "28x28 Fashion-MNIST images; a small CNN application.",
+        dataset="fashion_mnist", input_shape=(1, 28, 28), classes=10,
+        factory=LeNet5, recipe=_FASHION, quick_recipe=_FASHION.replace(epochs=2),
+        target_accuracy=0.89),
+    "isolet-mlp": Workload(
+        name="isolet-mlp",
+        title="ISOLET spoken letters, MLP 617-512-256-26",
+        description="Multilayer perceptron 617-512-256-26 (ReLU, dropout in training) on the "
+                    "617 ISOLET speech features; trained on speaker group isolet1 only (1,560 "
+                    "rows; 3 of its 30 speakers, 10%, held out for validation), tested on the "
+                    "official test set isolet5 (speakers disjoint).",
+        dataset="isolet", input_shape=(617,), classes=26,
+        factory=lambda: mlp((617, 512, 256, 26), dropout=0.5),
+        recipe=_ISOLET, quick_recipe=_ISOLET.replace(epochs=15), target_accuracy=None),
+    "har-cnn": Workload(
+        name="har-cnn",
+        title="Human activity recognition (UCI-HAR-like windows), temporal CNN",
+        description="Temporal CNN (three 1x9 Conv2d+BN+ReLU blocks with 1x2 max pooling, "
+                    "global average pooling, Linear) on 128-sample windows of the 6 raw "
+                    "accelerometer/gyroscope channels (input 6x1x128), 6 activities, official "
+                    "UCI-HAR subject split; 3 training subjects held out for validation.",
+        dataset="har", input_shape=(6, 1, 128), classes=6,
+        factory=nets.HarCNN, recipe=_HAR, quick_recipe=_HAR.replace(epochs=5),
+        target_accuracy=None),
+    "cifar10-vgg": Workload(
+        name="cifar10-vgg",
+        title="CIFAR-10 images, VGG-style CNN (8 conv + BN)",
+        description="VGG-style CNN: 8 Conv3x3+BN+ReLU layers (64-64-M-128-128-M-256-256-M-"
+                    "512-512-M), global average pooling, Linear, on 32x32 CIFAR-10 (JPEG "
+                    "copy); a deep plain CNN application.",
+        dataset="cifar10", input_shape=(3, 32, 32), classes=10,
+        factory=nets.cifar_vgg, recipe=_VGG, quick_recipe=_VGG.replace(**_CIFAR_QUICK),
+        target_accuracy=0.85),
+    "cifar10-resnet20": Workload(
+        name="cifar10-resnet20",
+        title="CIFAR-10 images, ResNet-20 (1x1 conv shortcuts)",
+        description="ResNet-20 (He et al. 2016: 3 stages x 3 basic blocks, 16/32/64 channels) "
+                    "with 1x1 Conv+BN downsampling shortcuts, residual add then ReLU, on 32x32 "
+                    "CIFAR-10 (JPEG copy); a residual-network application.",
+        dataset="cifar10", input_shape=(3, 32, 32), classes=10,
+        factory=nets.resnet20, recipe=_RESNET, quick_recipe=_RESNET.replace(**_CIFAR_QUICK),
+        target_accuracy=0.88),
+})
+
+SHAPE_NETWORKS: Mapping[str, ShapeNetwork] = MappingProxyType({
+    "alexnet": ShapeNetwork("alexnet", "AlexNet (single-tower, 224x224, 1000 classes)",
+                            nets.alexnet),
+    "vgg16": ShapeNetwork("vgg16", "VGG-16 (configuration D, 224x224, 1000 classes)",
+                          nets.vgg16),
+    "resnet18": ShapeNetwork("resnet18", "ResNet-18 with 1x1 conv shortcuts (224x224, 1000 "
+                             "classes)", nets.resnet18),
+})
+
+
+def _lookup(registry: Mapping[str, Any], name: str, what: str) -> Any:
+    if isinstance(name, str) and name in registry:
+        return registry[name]
+    raise WorkloadError(f"unknown {what} {name!r}; valid names: {', '.join(registry)}")
+
+
+def get_workload(name: str | Workload) -> Workload:
+    """The workload called ``name`` (a :class:`Workload` is returned unchanged)."""
+    if isinstance(name, Workload):
+        return name
+    return _lookup(WORKLOADS, name, "workload")
+
+
+def get_shape_network(name: str) -> ShapeNetwork:
+    """The ImageNet-shape network called ``name`` (alexnet, vgg16, resnet18)."""
+    return _lookup(SHAPE_NETWORKS, name, "shape network")

@@ -1,0 +1,337 @@
+"""The model store: trained float models of the workloads, and composed models, cached on disk.
+
+Layout of the store folder (:func:`store_root`: an explicit ``root`` argument, else
+``$RAPIDNN_STORE``, else :func:`rapidnn.training.models_root`)::
+
+    <workload>[-quick]-<recipe hash>.safetensors   float weights (+ recipe and info in the header)
+    <workload>[-quick]-<recipe hash>.json          info: recipe, float test accuracy, time, ...
+    composed/<float key>--<tag>-w<W>-u<U>-<options hash>.rapidnn   (+ .json)
+
+The float key is :meth:`Workload.key` (the same ``name-<hash>`` as
+:func:`rapidnn.training.recipe_key`, so the demo's cached MNIST MLP is found and reused; an
+entry without its JSON gets it written on first use). Every file is written to a temporary
+file in the same folder and renamed into place, so an interrupted write leaves no partial entry.
+A corrupt or incompatible entry is ignored and replaced by retraining / recomposing.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from rapidnn import __version__
+from rapidnn.composed import ComposedModel
+from rapidnn.config import ComposeConfig
+from rapidnn.io import ModelFileError
+from rapidnn.io import load as load_composed_file
+from rapidnn.retrain import accuracy
+from rapidnn.training import models_root
+from rapidnn.workloads import Workload, WorkloadError, get_workload
+from rapidnn.workloads.fit import fit
+from rapidnn.workloads.splits import Splits
+
+__all__ = [
+    "ENV_STORE",
+    "composed_key",
+    "composed_options",
+    "composed_path",
+    "entry_paths",
+    "get_composed",
+    "get_trained",
+    "load_composed",
+    "load_trained",
+    "save_composed",
+    "save_trained",
+    "store_root",
+    "train_workload",
+]
+
+ENV_STORE = "RAPIDNN_STORE"
+INFO_KEY = "info"
+
+
+def store_root(root: str | os.PathLike[str] | None = None) -> Path:
+    """The store folder: ``root`` if given, else ``$RAPIDNN_STORE``, else ``models_root()``."""
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get(ENV_STORE)
+    if env:
+        return Path(env).expanduser()
+    return models_root()
+
+
+def _atomic_write(path: Path, write: Callable[[str], None]) -> Path:
+    """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _write_json(path: Path, obj: Any) -> Path:
+    def write(tmp: str) -> None:
+        Path(tmp).write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+    return _atomic_write(path, write)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _console(console: Console | None) -> Console:
+    return console if console is not None else Console(stderr=True)
+
+
+# Float models ---------------------------------------------------------------------------------
+def entry_paths(workload: str | Workload, quick: bool = False,
+                root: str | os.PathLike[str] | None = None) -> tuple[Path, Path]:
+    """``(weights, info)`` paths of a workload's float-model entry."""
+    key = get_workload(workload).key(quick)
+    folder = store_root(root)
+    return folder / f"{key}.safetensors", folder / f"{key}.json"
+
+
+def save_trained(workload: str | Workload, model: nn.Module, info: dict[str, Any],
+                 quick: bool = False, root: str | os.PathLike[str] | None = None) -> Path:
+    """Write ``model``'s weights and ``info`` atomically (weights first, then the JSON)."""
+    wl = get_workload(workload)
+    weights, meta = entry_paths(wl, quick, root)
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    header = {"recipe": json.dumps(wl.recipe_for(quick).key_dict(), sort_keys=True),
+              INFO_KEY: json.dumps(info, sort_keys=True)}
+    _atomic_write(weights, lambda tmp: save_file(state, tmp, metadata=header))
+    _write_json(meta, info)
+    return weights
+
+
+def load_trained(workload: str | Workload, quick: bool = False,
+                 root: str | os.PathLike[str] | None = None,
+                 ) -> tuple[nn.Module, dict[str, Any] | None] | None:
+    """The cached float model and its info, or None if there is no usable entry. The info is
+    None when the entry has weights but no metadata (e.g. written by the demo)."""
+    wl = get_workload(workload)
+    weights, meta = entry_paths(wl, quick, root)
+    if not weights.is_file():
+        return None
+    try:
+        with safe_open(str(weights), framework="pt", device="cpu") as f:
+            header = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open API)
+        model = wl.build()
+        model.load_state_dict(state)
+    except (SafetensorError, OSError, RuntimeError, ValueError):
+        return None  # corrupt or incompatible: retrained and overwritten by get_trained
+    info = _read_json(meta)
+    if info is None and INFO_KEY in header:
+        try:
+            info = json.loads(header[INFO_KEY])
+        except ValueError:
+            info = None
+    if info is not None and info.get("key") != wl.key(quick):
+        info = None
+    return model.eval(), info
+
+
+def _base_info(wl: Workload, quick: bool, splits: Splits) -> dict[str, Any]:
+    recipe = wl.recipe_for(quick)
+    return {"workload": wl.name, "key": wl.key(quick), "quick": quick,
+            "recipe": recipe.key_dict(), "dataset": wl.dataset, "sizes": splits.sizes(),
+            "rapidnn_version": __version__, "torch_version": torch.__version__}
+
+
+def _evaluate(model: nn.Module, splits: Splits) -> dict[str, float]:
+    with torch.no_grad():
+        return {"val_accuracy": accuracy(model, splits.val_loader()),
+                "test_accuracy": accuracy(model, splits.test_loader())}
+
+
+def train_workload(workload: str | Workload, quick: bool = False, progress: bool = True,
+                   console: Console | None = None, splits: Splits | None = None,
+                   ) -> tuple[nn.Module, dict[str, Any]]:
+    """Train a workload's recipe now (seeded; nothing is cached) and evaluate it."""
+    wl = get_workload(workload)
+    recipe = wl.recipe_for(quick)
+    splits = splits if splits is not None else wl.splits(quick)
+    model = wl.build(seed=recipe.seed)
+    loader = splits.train_loader()
+    t0 = time.perf_counter()
+    if progress:
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("loss {task.fields[loss]:.3f}"), TimeElapsedColumn())
+        with Progress(*columns, console=_console(console), transient=True) as bar:
+            task = bar.add_task(f"training {wl.name}{' (quick)' if quick else ''}",
+                                total=recipe.epochs * len(loader), loss=float("nan"))
+            history = fit(model, loader, recipe,
+                          on_batch=lambda e, i, loss: bar.update(task, advance=1, loss=loss))
+    else:
+        history = fit(model, loader, recipe)
+    seconds = time.perf_counter() - t0
+    info = _base_info(wl, quick, splits)
+    info.update(_evaluate(model, splits))
+    info.update({"train_seconds": round(seconds, 2), "threads": torch.get_num_threads(),
+                 "loss_history": [round(v, 5) for v in history],
+                 "parameters": sum(p.numel() for p in model.parameters()),
+                 "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")})
+    return model.eval(), info
+
+
+def get_trained(workload: str | Workload, quick: bool = False, progress: bool = True, *,
+                root: str | os.PathLike[str] | None = None, console: Console | None = None,
+                ) -> tuple[nn.Module, dict[str, Any]]:
+    """The trained float model of a workload and its info: from the store, or trained now
+    (seeded, with a progress bar if ``progress``) and stored.
+
+    ``info`` holds the recipe, ``test_accuracy`` / ``val_accuracy`` (fractions),
+    ``train_seconds`` (None if the weights were found without metadata), the split sizes and
+    ``path`` (the weights file).
+    """
+    wl = get_workload(workload)
+    weights, _ = entry_paths(wl, quick, root)
+    out = _console(console) if progress else None
+    hit = load_trained(wl, quick, root)
+    if hit is not None:
+        model, info = hit
+        if info is None:  # weights without metadata (e.g. the demo's cache): complete it
+            splits = wl.splits(quick)
+            info = _base_info(wl, quick, splits)
+            info.update(_evaluate(model, splits))
+            info.update({"train_seconds": None, "parameters":
+                         sum(p.numel() for p in model.parameters()),
+                         "note": "weights found without metadata; accuracy measured on reuse"})
+            _write_json(entry_paths(wl, quick, root)[1], info)
+        if out is not None:
+            out.print(f"float model {wl.name}: loaded from the store ({weights})")
+        return model, {**info, "path": str(weights)}
+    model, info = train_workload(wl, quick, progress, console)
+    save_trained(wl, model, info, quick, root)
+    if out is not None:
+        out.print(f"float model {wl.name}: trained in {info['train_seconds']:.0f} s, test "
+                  f"accuracy {info['test_accuracy']:.4f}, stored ({weights})")
+    return model, {**info, "path": str(weights)}
+
+
+# Composed models ------------------------------------------------------------------------------
+def composed_options(options: dict[str, Any] | None = None, **more: Any) -> dict[str, Any]:
+    """Canonical form of compose options: every :class:`ComposeConfig` field (defaults filled
+    in, validated) under ``"compose"``; any other key (e.g. retraining settings) under
+    ``"extra"``. ``calibration_batches`` defaults to 20 (the demo's choice)."""
+    opts = {"calibration_batches": 20, **(options or {}), **more}
+    fields = ComposeConfig.model_fields
+    try:
+        config = ComposeConfig(**{k: v for k, v in opts.items() if k in fields})
+    except ValueError as exc:
+        raise WorkloadError(f"invalid compose options: {exc}") from exc
+    out: dict[str, Any] = {"compose": config.model_dump(mode="json")}
+    extra = {k: v for k, v in opts.items() if k not in fields}
+    if extra:
+        out["extra"] = extra
+    return out
+
+
+def composed_key(workload: str | Workload, options: dict[str, Any] | None = None,
+                 quick: bool = False, tag: str = "composed") -> str:
+    """``<float key>--<tag>-w<W>-u<U>-<hash of the canonical options>``."""
+    wl = get_workload(workload)
+    canon = composed_options(options)
+    digest = hashlib.sha256(json.dumps(canon, sort_keys=True).encode()).hexdigest()[:12]
+    c = canon["compose"]
+    return f"{wl.key(quick)}--{tag}-w{c['weight_clusters']}-u{c['input_clusters']}-{digest}"
+
+
+def composed_path(workload: str | Workload, options: dict[str, Any] | None = None,
+                  quick: bool = False, root: str | os.PathLike[str] | None = None,
+                  tag: str = "composed") -> Path:
+    """Where the composed model of ``workload`` with ``options`` is cached."""
+    return store_root(root) / "composed" / f"{composed_key(workload, options, quick, tag)}.rapidnn"
+
+
+def save_composed(composed: ComposedModel, workload: str | Workload,
+                  options: dict[str, Any] | None = None, quick: bool = False,
+                  root: str | os.PathLike[str] | None = None, tag: str = "composed",
+                  meta: dict[str, Any] | None = None) -> Path:
+    """Store a composed model (``ComposedModel.save``, atomic) and a JSON with its options."""
+    path = composed_path(workload, options, quick, root, tag)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    composed.save(str(path))
+    info = {"workload": get_workload(workload).name, "quick": quick, "tag": tag,
+            "key": path.stem, "options": composed_options(options), **(meta or {})}
+    _write_json(path.with_suffix(".json"), info)
+    return path
+
+
+def load_composed(workload: str | Workload, options: dict[str, Any] | None = None,
+                  quick: bool = False, root: str | os.PathLike[str] | None = None,
+                  tag: str = "composed") -> ComposedModel | None:
+    """The cached composed model (``rapidnn.load``), or None if missing or unreadable."""
+    path = composed_path(workload, options, quick, root, tag)
+    if not path.is_file():
+        return None
+    try:
+        return load_composed_file(path)
+    except ModelFileError:
+        return None
+
+
+def get_composed(workload: str | Workload, weight_clusters: int = 16, input_clusters: int = 16,
+                 quick: bool = False, progress: bool = True, *,
+                 root: str | os.PathLike[str] | None = None, console: Console | None = None,
+                 **options: Any) -> tuple[ComposedModel, dict[str, Any]]:
+    """The workload's float model composed with ``(weight_clusters, input_clusters)`` and
+    ``options`` (fields of :class:`ComposeConfig`; ``calibration_batches`` defaults to 20
+    seeded, un-augmented training batches): from the store, or composed now and stored.
+    Trains the float model first if it is not stored."""
+    from rapidnn.compose import compose
+
+    wl = get_workload(workload)
+    opts = {"weight_clusters": weight_clusters, "input_clusters": input_clusters, **options}
+    canon = composed_options(opts)
+    if "extra" in canon:
+        raise WorkloadError(f"not compose options: {', '.join(canon['extra'])}; valid: "
+                            f"{', '.join(ComposeConfig.model_fields)}")
+    path = composed_path(wl, opts, quick, root)
+    cached = load_composed(wl, opts, quick, root)
+    out = _console(console) if progress else None
+    if cached is not None:
+        if out is not None:
+            out.print(f"composed model {wl.name}: loaded from the store ({path})")
+        return cached, {**(_read_json(path.with_suffix(".json")) or {}), "path": str(path)}
+    model, _ = get_trained(wl, quick, progress, root=root, console=console)
+    n_batches = canon["compose"]["calibration_batches"]
+    kwargs = {k: v for k, v in opts.items() if k not in ("weight_clusters", "input_clusters")}
+    kwargs["calibration_batches"] = n_batches
+    t0 = time.perf_counter()
+    batches = wl.splits(quick).calibration(n_batches)
+    composed = compose(model, batches, weight_clusters, input_clusters, **kwargs)
+    meta = {"compose_seconds": round(time.perf_counter() - t0, 2),
+            "float_key": wl.key(quick),
+            "bits_per_neuron": composed.memory()["bits_per_neuron"]}
+    save_composed(composed, wl, opts, quick, root, meta=meta)
+    if out is not None:
+        out.print(f"composed model {wl.name}: composed in {meta['compose_seconds']:.0f} s, "
+                  f"stored ({path})")
+    return composed, {**meta, "options": canon, "path": str(path)}

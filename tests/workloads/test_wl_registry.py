@@ -1,0 +1,67 @@
+"""The workload registry: names, recipes, cache keys and the unknown-name error."""
+
+from __future__ import annotations
+
+import pytest
+
+from rapidnn.demo import RECIPE as DEMO_RECIPE
+from rapidnn.training import recipe_key
+from rapidnn.workloads import (
+    SHAPE_NETWORKS,
+    WORKLOADS,
+    Recipe,
+    Workload,
+    WorkloadError,
+    get_shape_network,
+    get_workload,
+)
+
+NAMES = ["mnist-mlp", "fashion-lenet5", "isolet-mlp", "har-cnn", "cifar10-vgg",
+         "cifar10-resnet20"]
+
+
+def test_six_workloads() -> None:
+    assert list(WORKLOADS) == NAMES
+    for name, wl in WORKLOADS.items():
+        assert wl.name == name
+        assert wl.title and len(wl.description) > 40
+        assert wl.recipe.dataset == wl.dataset
+        q = wl.quick_recipe
+        assert q.epochs < wl.recipe.epochs or (q.train_subset or 10**9) < 10**9
+        assert wl.key() != wl.key(quick=True)
+        assert wl.key().startswith(f"{name}-") and wl.key(quick=True).startswith(f"{name}-quick-")
+
+
+def test_mnist_key_is_the_demo_key() -> None:
+    assert WORKLOADS["mnist-mlp"].recipe.key_dict() == DEMO_RECIPE
+    assert WORKLOADS["mnist-mlp"].key() == recipe_key("mnist-mlp", DEMO_RECIPE)
+
+
+def test_key_dict_omits_defaults_only() -> None:
+    r = Recipe(model="m", dataset="isolet", epochs=1, lr=0.1, batch=8, val=1)
+    assert set(r.key_dict()) == set(Recipe.BASE_FIELDS)
+    r2 = r.replace(weight_decay=1e-4, augment="crop4-flip")
+    assert r2.key_dict()["weight_decay"] == 1e-4 and r2.key_dict()["augment"] == "crop4-flip"
+    assert recipe_key("x", r.key_dict()) != recipe_key("x", r2.key_dict())
+
+
+def test_unknown_workload_lists_valid_names() -> None:
+    with pytest.raises(WorkloadError) as exc:
+        get_workload("mnist-cnn")
+    assert isinstance(exc.value, ValueError)
+    msg = str(exc.value)
+    assert "'mnist-cnn'" in msg
+    for name in NAMES:
+        assert name in msg
+
+
+def test_get_workload_accepts_a_workload() -> None:
+    wl = WORKLOADS["isolet-mlp"]
+    assert get_workload(wl) is wl
+    assert isinstance(get_workload("isolet-mlp"), Workload)
+
+
+def test_shape_networks() -> None:
+    assert list(SHAPE_NETWORKS) == ["alexnet", "vgg16", "resnet18"]
+    with pytest.raises(WorkloadError, match="valid names: alexnet, vgg16, resnet18"):
+        get_shape_network("resnet50")

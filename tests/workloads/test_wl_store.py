@@ -1,0 +1,153 @@
+"""The model store: train once, reuse, atomic writes, corrupt entries, composed models."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import rapidnn.workloads as workloads
+import rapidnn.workloads.store as store
+from rapidnn.training import save_cached
+from rapidnn.workloads import WORKLOADS, Recipe, WorkloadError, get_workload
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def tiny(monkeypatch: pytest.MonkeyPatch):
+    """isolet-mlp with a tiny recipe (1 epoch on 512 examples), registered under its name."""
+    recipe = Recipe(model="mlp-617-32-26", dataset="isolet", epochs=1, lr=1e-3, batch=64, val=1,
+                    val_unit="speaker", train_subset=512)
+    wl = dataclasses.replace(WORKLOADS["isolet-mlp"], factory=lambda: _mlp(),
+                             recipe=recipe, quick_recipe=recipe.replace(epochs=1, batch=128))
+    monkeypatch.setattr(workloads, "WORKLOADS", {**WORKLOADS, wl.name: wl})
+    return wl
+
+
+def _mlp() -> torch.nn.Module:
+    from rapidnn.models import mlp
+
+    return mlp((617, 32, 26))
+
+
+def _no_temp_files(root: Path) -> None:
+    assert not [p for p in root.rglob("*") if p.name.endswith(".tmp")]
+
+
+def _fail(*args, **kwargs):
+    raise AssertionError("must not be called: the store should have been used")
+
+
+def test_train_then_reuse(tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model, info = store.get_trained("isolet-mlp", progress=False, root=tmp_path)
+    assert get_workload("isolet-mlp") is tiny
+    weights, meta = store.entry_paths(tiny, root=tmp_path)
+    assert weights.is_file() and meta.is_file() and info["path"] == str(weights)
+    assert info["train_seconds"] > 0 and 0 <= info["test_accuracy"] <= 1
+    assert info["sizes"] == {"train": 512, "val": 52, "test": 1559}
+    assert json.loads(meta.read_text())["key"] == tiny.key() == weights.stem
+    _no_temp_files(tmp_path)
+
+    monkeypatch.setattr(store, "fit", _fail)
+    again, info2 = store.get_trained("isolet-mlp", progress=False, root=tmp_path)
+    assert info2 == info
+    for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert not again.training
+
+
+def test_quick_is_a_separate_entry(tiny, tmp_path: Path) -> None:
+    _, info = store.get_trained(tiny, quick=True, progress=False, root=tmp_path)
+    assert info["quick"] and "-quick-" in info["key"]
+    assert not store.entry_paths(tiny, root=tmp_path)[0].exists()
+
+
+def test_env_override_and_progress_bar(tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv(store.ENV_STORE, str(tmp_path / "env-store"))
+    assert store.store_root() == tmp_path / "env-store"
+    assert store.store_root(tmp_path / "arg") == tmp_path / "arg"
+    store.get_trained(tiny, progress=True)
+    assert store.entry_paths(tiny)[0].parent == tmp_path / "env-store"
+    assert store.entry_paths(tiny)[0].is_file()
+    assert "stored" in capsys.readouterr().err
+
+
+def test_failed_write_leaves_nothing(tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken_save(state, path, metadata=None):
+        Path(path).write_bytes(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(store, "save_file", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        store.get_trained(tiny, progress=False, root=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_corrupt_entry_is_retrained(tiny, tmp_path: Path) -> None:
+    weights, _ = store.entry_paths(tiny, root=tmp_path)
+    tmp_path.mkdir(exist_ok=True)
+    weights.write_bytes(b"not a safetensors file")
+    assert store.load_trained(tiny, root=tmp_path) is None
+    _, info = store.get_trained(tiny, progress=False, root=tmp_path)
+    assert info["train_seconds"] is not None
+    assert store.load_trained(tiny, root=tmp_path) is not None
+
+
+def test_weights_without_metadata_are_completed(tiny, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """An entry written by rapidnn.training.save_cached (the demo) is reused, not retrained."""
+    monkeypatch.setenv("RAPIDNN_CACHE", str(tmp_path / "data"))  # models_root() = tmp/models
+    monkeypatch.delenv(store.ENV_STORE, raising=False)
+    model = tiny.build(seed=1)
+    save_cached(model, tiny.key(), tiny.recipe.key_dict())
+    monkeypatch.setattr(store, "fit", _fail)
+    loaded, info = store.get_trained(tiny, progress=False)
+    assert info["train_seconds"] is None and 0 <= info["test_accuracy"] <= 1
+    assert store.entry_paths(tiny)[1].is_file()
+    for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_composed_cache(tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    composed, info = store.get_composed(tiny, 8, 4, progress=False, root=tmp_path,
+                                        calibration_batches=2)
+    path = Path(info["path"])
+    assert path.is_file() and path.with_suffix(".json").is_file()
+    assert path.parent == tmp_path / "composed" and path.name.startswith(tiny.key())
+    _no_temp_files(tmp_path)
+    monkeypatch.setattr(store, "get_trained", _fail)
+    again, info2 = store.get_composed(tiny, 8, 4, progress=False, root=tmp_path,
+                                      calibration_batches=2)
+    x = tiny.splits().test.tensors[0][:50]
+    assert torch.equal(composed(x), again(x))
+    assert info2["options"] == info["options"]
+    assert store.load_composed(tiny, {"weight_clusters": 8, "input_clusters": 4,
+                                      "calibration_batches": 2}, root=tmp_path) is not None
+
+
+def test_composed_keys() -> None:
+    wl = WORKLOADS["mnist-mlp"]
+    default = store.composed_key(wl, {})
+    assert default == store.composed_key(wl, {"weight_clusters": 16, "input_clusters": 16,
+                                              "calibration_batches": 20, "seed": 0})
+    assert default.startswith(f"{wl.key()}--composed-w16-u16-")
+    assert store.composed_key(wl, {"weight_clusters": 8}) != default
+    assert store.composed_key(wl, {"tree": True, "weight_clusters": 16}) != default
+    assert store.composed_key(wl, {}, quick=True) != default
+    assert store.composed_key(wl, {}, tag="retrained") != default
+    assert "extra" in store.composed_options({"retrain_epochs": 3})
+    with pytest.raises(WorkloadError, match="invalid compose options"):
+        store.composed_options({"weight_clusters": 0})
+    with pytest.raises(WorkloadError, match="not compose options"):
+        store.get_composed(wl, progress=False, retrain_epochs=3)

@@ -41,3 +41,54 @@ def test_user_errors_exit_2_with_one_line(tmp_path):
 def test_invalid_option_exits_2():
     result = runner.invoke(app, ["demo", "--weight-clusters", "1"])
     assert result.exit_code == 2
+
+
+def _model_file(tmp_path):
+    import torch
+
+    import rapidnn
+    from rapidnn.models import mlp
+
+    torch.manual_seed(0)
+    cm = rapidnn.compose(mlp((784, 32, 10)).eval(), [torch.rand(16, 1, 28, 28)], 8, 8)
+    cm.metadata["dataset"] = "mnist"
+    path = tmp_path / "m.rapidnn"
+    cm.save(path)
+    return path
+
+
+def test_simulate_estimate_compare_commands(tmp_path):
+    path = str(_model_file(tmp_path))
+    result = runner.invoke(app, ["simulate", path, "--limit", "300", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["images"] == 300 and data["agreement"] == 1.0
+    assert data["totals"]["table_lookups"] == 784 * 32 + 32 * 10
+    result = runner.invoke(app, ["simulate", path, "--limit", "300", "--approx-bits", "4"])
+    assert result.exit_code == 0 and "approximate" in result.output
+    result = runner.invoke(app, ["estimate", path, "--hardware", "isaac", "--json"])
+    assert result.exit_code == 0 and json.loads(result.output)["energy_j"] > 0
+    result = runner.invoke(app, ["compare", path, "--json"])
+    assert result.exit_code == 0
+    base = json.loads(result.output)["baselines"]
+    for name in ("isaac", "pipelayer", "gpu"):
+        assert {"energy_efficiency", "speedup"} <= set(base[name])
+    result = runner.invoke(app, ["compare", path, "--sensitivity"])
+    assert result.exit_code == 0 and "sensitivity" in result.output
+
+
+def test_model_command_errors(tmp_path):
+    bad = tmp_path / "bad.rapidnn"
+    bad.write_bytes(b"junk")
+    for args in (["simulate", str(bad)], ["estimate", str(tmp_path / "none.rapidnn")],
+                 ["compare", str(bad)]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, args
+        assert result.output.startswith("error:")
+    path = str(_model_file(tmp_path))
+    result = runner.invoke(app, ["simulate", path, "--strategy", "magic"])
+    assert result.exit_code == 2
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("replication: sideways\n")
+    result = runner.invoke(app, ["compare", path, "--config", str(cfg)])
+    assert result.exit_code == 2 and "replication" in result.output

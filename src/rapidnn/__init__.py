@@ -10,12 +10,14 @@ from rapidnn.capture import CaptureError, UnsupportedOperationError, capture
 from rapidnn.compose import ComposeError, compose
 from rapidnn.composed import ComposedModel, IntegerResult
 from rapidnn.config import ComposeConfig, LayerOptions
+from rapidnn.costs import Comparison, compare, estimate
 from rapidnn.io import ModelFileError, load
 from rapidnn.kmeans import kmeans1d, tree_kmeans1d
 from rapidnn.retrain import RetrainResult, retrain
 
 __all__ = [
     "CaptureError",
+    "Comparison",
     "ComposeConfig",
     "ComposeError",
     "ComposedModel",
@@ -25,7 +27,9 @@ __all__ = [
     "RetrainResult",
     "UnsupportedOperationError",
     "capture",
+    "compare",
     "compose",
+    "estimate",
     "kmeans1d",
     "load",
     "retrain",

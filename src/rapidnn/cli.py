@@ -67,6 +67,169 @@ def demo(
         print_json(figures)
 
 
+def _load_model(path: str):
+    from rapidnn.io import load
+
+    return load(path)
+
+
+def _load_config(path: str | None) -> tuple[dict[str, Any], Any]:
+    """A YAML file of estimate options, with an optional ``simulator:`` section (SimConfig)."""
+    import yaml
+    from pydantic import ValidationError
+
+    from rapidnn.accel.config import SimConfig
+    from rapidnn.hardware import EstimateOptions
+
+    if path is None:
+        return {}, SimConfig()
+    try:
+        with open(path) as f:
+            raw = yaml.safe_load(f) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a mapping of options at the top level")
+    sim = raw.pop("simulator", {}) or {}
+    try:
+        options = EstimateOptions.model_validate(raw).model_dump()
+        return options, SimConfig.model_validate(sim)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise ValueError(f"{path}: option {key!r}: {first['msg']}") from exc
+
+
+@app.command("simulate")
+def simulate_cmd(
+    model: Annotated[str, typer.Argument(help="a .rapidnn file")],
+    approx_bits: Annotated[int | None, typer.Option(min=1, help="AM searched bits (approximate)")]
+    = None,
+    strategy: Annotated[str, typer.Option(help="accumulation: tree or counting")] = "tree",
+    dataset: Annotated[str | None, typer.Option(help="test set (default: the model's)")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="simulate the first N images")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Run a composed model on the RNA accelerator simulator over its workload's test set."""
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from rapidnn import data
+    from rapidnn.accel.config import SimConfig
+    from rapidnn.accel.simulator import simulate_dataset
+
+    with user_errors():
+        if strategy not in ("tree", "counting"):
+            raise ValueError(f"--strategy must be 'tree' or 'counting', not {strategy!r}")
+        composed = _load_model(model)
+        name = dataset or composed.metadata.get("dataset")
+        if name is None:
+            raise ValueError(f"{model}: the model names no dataset; pass --dataset")
+        x, y = data.as_tensors(data.load(name, "test"))
+        if limit is not None:
+            x, y = x[:limit], y[:limit]
+        loader = DataLoader(TensorDataset(x, y), batch_size=256)
+        cfg = SimConfig(strategy=strategy, approx_bits=approx_bits)
+        with torch.no_grad():
+            result = simulate_dataset(composed, loader, cfg)
+    result = {k: v for k, v in result.items() if k != "trace"}
+    result.update({"model": model, "dataset": name, "approx_bits": approx_bits,
+                   "strategy": strategy})
+    if as_json:
+        print_json(result)
+        return
+    console = Console()
+    console.print(f"{model} on {name} test ({result['images']} images), strategy {strategy}, "
+                  f"{'exact' if approx_bits is None else f'{approx_bits}-bit approximate'} search")
+    console.print(f"  accuracy                       {result['accuracy']:.4f}")
+    console.print(f"  agreement with ComposedModel   {result['agreement']:.4f}")
+    console.print(f"  simulation time                {result['seconds']:.2f} s")
+    console.print("  per inference:")
+    for key, value in result["totals"].items():
+        console.print(f"    {key:<22} {value:,.0f}")
+
+
+@app.command("estimate")
+def estimate_cmd(
+    model: Annotated[str, typer.Argument(help="a .rapidnn file")],
+    hardware: Annotated[str, typer.Option(help="rapidnn, isaac, pipelayer, gpu or a YAML file")]
+    = "rapidnn",
+    config: Annotated[str | None, typer.Option(help="YAML of estimate options")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Energy, latency, throughput, area and power of a composed model on one architecture."""
+    from rapidnn.costs import estimate, model_trace
+
+    with user_errors():
+        options, sim = _load_config(config)
+        composed = _load_model(model)
+        est = estimate(composed, hardware, trace=model_trace(composed, sim_config=sim),
+                       config=options)
+    if as_json:
+        print_json(est.to_dict())
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{model} on {est.hardware}")
+    for col in ("layer", "energy (J)", "stage time (s)", "units", "replicas"):
+        table.add_column(col, justify="right" if col != "layer" else "left")
+    for layer in est.layers:
+        table.add_row(layer.name, f"{layer.energy_j:.3e}", f"{layer.stage_time_s:.3e}",
+                      str(layer.units), str(layer.replicas))
+    console = Console()
+    console.print(table)
+    console.print(f"energy {est.energy_j:.3e} J/inference, latency {est.latency_s:.3e} s, "
+                  f"throughput {est.throughput_ips:,.0f} inferences/s, power {est.power_w:.3g} W"
+                  + ("" if est.area_mm2 is None else f", area {est.area_mm2:.2f} mm^2"))
+
+
+@app.command("compare")
+def compare_cmd(
+    model: Annotated[str, typer.Argument(help="a .rapidnn file")],
+    config: Annotated[str | None, typer.Option(help="YAML of estimate options")] = None,
+    with_sensitivity: Annotated[bool, typer.Option("--sensitivity",
+                                                   help="the ten most influential parameters")]
+    = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """RAPIDNN's energy efficiency and speedup over ISAAC, PipeLayer and a GPU."""
+    from rapidnn.costs import compare, model_trace
+
+    with user_errors():
+        options, sim = _load_config(config)
+        composed = _load_model(model)
+        result = compare(composed, trace=model_trace(composed, sim_config=sim), config=options,
+                         with_sensitivity=with_sensitivity,
+                         name=composed.metadata.get("workload", model))
+    data = result.to_dict()
+    if as_json:
+        print_json(data)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"RAPIDNN vs baselines on {result.network}")
+    for col in ("architecture", "energy (J/inf)", "inferences/s", "energy efficiency",
+                "speedup"):
+        table.add_column(col, justify="right" if col != "architecture" else "left")
+    mine = data["rapidnn"]
+    table.add_row("rapidnn", f"{mine['energy_j']:.3e}", f"{mine['throughput_ips']:,.0f}", "1",
+                  "1")
+    for name, row in data["baselines"].items():
+        table.add_row(name, f"{row['energy_j']:.3e}", f"{row['throughput_ips']:,.0f}",
+                      f"{row['energy_efficiency']:.3g}x", f"{row['speedup']:.3g}x")
+    console = Console(width=max(Console().width, 130))
+    console.print(table)
+    if with_sensitivity:
+        sens = Table(title="sensitivity: ratios when a parameter is halved / doubled")
+        for col in ("parameter", "tag", "energy x0.5", "energy x2", "speed x0.5", "speed x2"):
+            sens.add_column(col, no_wrap=True)
+        for r in data["sensitivity"]:
+            sens.add_row(r["parameter"], r["tag"], f"{r['energy_ratio_half']:.3g}",
+                         f"{r['energy_ratio_double']:.3g}", f"{r['speed_ratio_half']:.3g}",
+                         f"{r['speed_ratio_double']:.3g}")
+        console.print(sens)
+
+
 hardware_app = typer.Typer(no_args_is_help=True, help="Hardware descriptions of the cost model.")
 app.add_typer(hardware_app, name="hardware")
 

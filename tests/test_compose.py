@@ -251,3 +251,30 @@ def test_standalone_activation_and_residual_add_compose():
     assert "add" in kinds
     out = cm(xs[0])
     assert torch.corrcoef(torch.stack([out.flatten(), net(xs[0]).flatten()]))[0, 1] > 0.95
+
+
+def test_composition_is_identical_across_processes():
+    """String hashing differs between processes; nothing may depend on set/dict-hash order."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import hashlib, torch, rapidnn\n"
+        "from rapidnn.models import mlp\n"
+        "torch.manual_seed(0)\n"
+        "m = mlp((64, 32, 16, 5)).eval()\n"
+        "cal = [torch.rand(16, 64, generator=torch.Generator().manual_seed(i)) for i in (1, 2)]\n"
+        "cm = rapidnn.compose(m, cal, 8, 8, calibration_values=100)\n"
+        "h = hashlib.sha256()\n"
+        "for k, v in sorted(cm.state_dict().items()):\n"
+        "    h.update(v.numpy().tobytes())\n"
+        "print(h.hexdigest())\n"
+    )
+    digests = set()
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                             text=True, check=True)
+        digests.add(out.stdout.strip())
+    assert len(digests) == 1

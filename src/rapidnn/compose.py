@@ -155,12 +155,12 @@ def make_plan(graph: CapturedGraph, config: ComposeConfig) -> Plan:
 def collect_values(graph: CapturedGraph, batches: list[torch.Tensor], plan: Plan,
                    config: ComposeConfig, forward: Callable | None = None) -> dict[str, np.ndarray]:
     """Sample (seeded) the float values of every codebook's tensor over the calibration data."""
-    keys = set(plan.keys)
     gen = torch.Generator().manual_seed(config.seed)
-    parts: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
+    # ordered by the plan (never by set order: string hashing differs between processes)
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in plan.keys}
 
     def record(name: str, value: torch.Tensor) -> torch.Tensor:
-        if name in keys:
+        if name in parts:
             parts[name].append(sample_values(value, config.calibration_values, gen))
         return value
 

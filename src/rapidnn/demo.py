@@ -68,8 +68,8 @@ def run_demo(weight_clusters: int = 16, input_clusters: int = 16, max_epochs: in
     ``save``: also write the retrained composed model there (a ``.rapidnn`` file)."""
     console = console or Console()
     t0 = time.perf_counter()
-    splits = mnist_splits()
-    model = trained_mlp(splits, console)
+    model = trained_mlp(mnist_splits(), console)
+    splits = mnist_splits()  # fresh loaders: the same batches whether or not we just trained
     float_acc = accuracy(model, splits.test)
     composed = compose(model, splits.train, weight_clusters, input_clusters,
                        calibration_batches=20)

@@ -1,0 +1,404 @@
+"""The RNA accelerator simulator: run a ComposedModel on modelled RNA blocks, record a Trace.
+
+``simulate(composed, inputs, config)`` executes every composed operation through the block
+models (``crossbar.py`` lookups, ``adder.py`` MAGIC-NOR addition, ``assoc_memory.py`` searches,
+wired per layer in ``rna.py``) and counts what every block does. In exact mode the integer
+accumulators and codes equal ``ComposedModel.integer_forward`` bit for bit and ``outputs``
+equals ``composed(inputs)``; ``approx_bits`` turns on the approximate (truncated) AM search
+(decision H5). Everything here is our reconstruction of the paper's hardware (paper notes 6.3,
+``docs/simulator.md``).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from rapidnn.accel.config import SimConfig
+from rapidnn.accel.events import Events, merge_traces
+from rapidnn.accel.rna import (
+    AddStage,
+    AvgPoolStage,
+    CodeActivationStage,
+    Env,
+    InputStage,
+    LayerMapping,
+    MaxPoolStage,
+    OutputStage,
+    ReshapeStage,
+    Stage,
+    WeightedStage,
+)
+from rapidnn.accel.trace import LayerTrace, Trace
+from rapidnn.composed import ComposedModel
+from rapidnn.ops import (
+    AddAligned,
+    AvgPoolSum,
+    CodeActivation,
+    Encode,
+    InputEncode,
+    MaxPoolCodes,
+    Output,
+    Reshape,
+    WeightedLayer,
+)
+
+
+@dataclass
+class SimResult:
+    """What one simulation produced.
+
+    ``outputs``: the network output (logits), equal to ``composed(inputs)`` in exact mode;
+    ``codes`` / ``accumulators``: per tensor / per integer producer, as in
+    ``IntegerResult`` (``None`` unless recorded); ``trace``: per-layer, per-inference events
+    (``None`` when ``record_trace`` is off); ``mapping``: how each layer sits on RNA blocks.
+    """
+
+    outputs: torch.Tensor
+    codes: dict[str, torch.Tensor] | None = None
+    accumulators: dict[str, torch.Tensor] | None = None
+    trace: Trace | None = None
+    mapping: dict[str, LayerMapping] = field(default_factory=dict)
+
+    @property
+    def predictions(self) -> torch.Tensor:
+        return self.outputs.argmax(1)
+
+
+class Simulator:
+    """A ComposedModel programmed onto RNA blocks (build once, run many batches)."""
+
+    def __init__(self, composed: ComposedModel, config: SimConfig | None = None) -> None:
+        self.composed = composed
+        self.config = config or SimConfig()
+        self.device = _device_of(composed)
+        self.decode: dict[str, torch.Tensor] = {}
+        self.stages, self.output = self._build()
+        self._check_approx_names()
+        self._mapping = self.mapping()
+        self._trace_cfg = self.trace_config()
+        self._static_trace: tuple[tuple, list] | None = None
+
+    # building -------------------------------------------------------------------------------
+    def _build(self) -> tuple[list[Stage], OutputStage]:
+        cm, cfg = self.composed, self.config
+        src = cm.source
+        ops = list(cm.ops)
+        encoder_of: dict[str, Encode] = {}
+        for op in ops:
+            if isinstance(op, Encode):
+                encoder_of[op.inputs[0]] = op
+        clusters: dict[str, int] = {}  # code tensor -> codebook size
+        decode = self.decode  # code tensor -> codebook values (float32, exact)
+
+        def shape(name: str) -> tuple[int, ...]:
+            return tuple(src[name].shape)
+
+        def book(name: str, key: str) -> int:
+            cb = cm.codebooks[key]
+            clusters[name] = int(cb.size)
+            decode[name] = cb.values.to(torch.float32).contiguous()
+            return clusters[name]
+
+        def inherit(name: str, parent: str) -> None:
+            clusters[name] = clusters[parent]
+            decode[name] = decode[parent]
+
+        def encoder(producer: str) -> tuple[Encode | None, int, torch.Tensor | None]:
+            enc = encoder_of.get(producer)
+            if enc is None:
+                return None, 0, None
+            return enc, book(enc.name, enc.spec["codebook"]), decode[enc.name]
+
+        stages: list[Stage] = []
+        output: OutputStage | None = None
+        for op in ops:
+            if isinstance(op, InputEncode):
+                u = book(op.name, op.spec["codebook"])
+                stages.append(InputStage(op, u, shape(op.name), cfg, decode[op.name]))
+            elif isinstance(op, Reshape):
+                inherit(op.name, op.inputs[0])
+                stages.append(ReshapeStage(op))
+            elif isinstance(op, WeightedLayer):
+                enc, nxt, dec = encoder(op.name)
+                st = WeightedStage(op, enc, shape(op.inputs[0]), nxt, cfg, dec)
+                if not torch.equal(decode[op.inputs[0]].to(st.xbar.input_values.dtype),
+                                   st.xbar.input_values.to(decode[op.inputs[0]].device)):
+                    st.use_values = False  # its decode table differs from the codebook's
+                stages.append(st)
+            elif isinstance(op, MaxPoolCodes):
+                inherit(op.name, op.inputs[0])
+                stages.append(MaxPoolStage(op, shape(op.inputs[0]), clusters[op.name], cfg))
+            elif isinstance(op, AvgPoolSum):
+                enc, nxt, dec = encoder(op.name)
+                st = AvgPoolStage(op, enc, shape(op.inputs[0]), clusters[op.inputs[0]], nxt,
+                                  cfg, dec)
+                if not torch.equal(decode[op.inputs[0]].to(torch.int64), st.decode):
+                    st.sum_dtype = None
+                stages.append(st)
+            elif isinstance(op, AddAligned):
+                enc, nxt, dec = encoder(op.name)
+                stages.append(AddStage(op, enc, shape(op.name), nxt, cfg, dec))
+            elif isinstance(op, CodeActivation):
+                book(op.name, op.spec["codebook"])
+                stages.append(CodeActivationStage(op, shape(op.name), clusters[op.inputs[0]],
+                                                  clusters[op.name]))
+            elif isinstance(op, Output):
+                output = OutputStage(op, shape(op.inputs[0]), clusters.get(op.inputs[0], 0))
+            elif isinstance(op, Encode):
+                if op.inputs[0] not in {s.name for s in stages}:
+                    raise ValueError(f"encoder {op.name!r} has no simulated producer")
+            else:
+                raise ValueError(f"the simulator does not model op {type(op).__name__}")
+        if output is None:
+            raise ValueError("composed model has no Output op")
+        for st in stages:  # the output reads these integers: keep them exact and stored
+            if isinstance(st, WeightedStage) and st.name == output.src and \
+                    not output.from_codes:
+                st.fold_offset = False
+        self._plan_forms(stages, output)
+        return stages, output
+
+    def _plan_forms(self, stages: list[Stage], output: OutputStage) -> None:
+        """Decide per code tensor whether codes and/or decoded values must be produced."""
+        need: dict[str, set[str]] = {}
+        produced = [s.produced() for s in stages]
+        if self.config.record_codes:
+            for t in produced:
+                if t is not None:
+                    need.setdefault(t, set()).add("codes")
+        for stage in [*stages, output][::-1]:
+            out = stage.produced()
+            for src, form in stage.needs().items():
+                forms = need.setdefault(src, set())
+                if form == "pass":
+                    forms |= need.get(out, set()) or {"codes"} if out is not None else set()
+                else:
+                    forms.add(form)
+        for stage, t in zip(stages, produced, strict=True):
+            if t is not None:
+                forms = need.get(t) or {"codes"}
+                stage.set_wants("codes" in forms, "vals" in forms)
+
+    def _check_approx_names(self) -> None:
+        bits = self.config.approx_bits
+        if not isinstance(bits, dict):
+            return
+        known = set()
+        for s in self.stages:
+            enc = getattr(s, "encoder", None)
+            if enc is not None:
+                known.update({s.name, enc.name})
+        unknown = sorted(set(bits) - known)
+        if unknown:
+            raise ValueError(f"approx_bits names {unknown} are not encoded layers; "
+                             f"known: {sorted(known)}")
+
+    # inspection -----------------------------------------------------------------------------
+    def encoders(self) -> dict[str, dict[str, int]]:
+        """Per encoded layer: AM rows, word width W, searched bits k."""
+        out = {}
+        for s in self.stages:
+            enc = getattr(s, "encoder", None)
+            if enc is not None:
+                out[s.name] = {"rows": enc.am.rows, "word_bits": enc.am.word_bits,
+                               "searched_bits": enc.am.searched_bits}
+        return out
+
+    def mapping(self) -> dict[str, LayerMapping]:
+        m = {s.info.name: s.mapping for s in self.stages if s.info is not None and s.mapping}
+        if self.output.info is not None and self.output.mapping is not None:
+            m[self.output.info.name] = self.output.mapping
+        return m
+
+    # running --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def run(self, x: torch.Tensor) -> SimResult:
+        """Simulate one batch."""
+        cm, cfg = self.composed, self.config
+        _check_input(x, cm.source.input.shape)
+        if x.device != self.device:
+            x = x.to(self.device)
+        env = Env(self.decode)
+        dynamic: dict[int, Events] = {}
+        for i, stage in enumerate(self.stages):
+            ev = stage.run(env, x)
+            if ev is not None:
+                dynamic[i] = ev
+        outputs = self.output.value(env)
+        trace = self._trace(int(x.shape[0]), dynamic) if cfg.record_trace else None
+        ints = None
+        if cfg.record_accumulators:
+            ints = {k: v.to(torch.int64) for k, v in env.ints.items()}
+        return SimResult(outputs, dict(env.codes) if cfg.record_codes else None, ints, trace,
+                         dict(self._mapping))
+
+    def _trace(self, n: int, dynamic: dict[int, Events]) -> Trace:
+        """Per-inference Trace: static events of one image plus the batch's dynamic ones."""
+        traced = [s for s in [*self.stages, self.output] if s.info is not None]
+        key = tuple(s.info.am_bits for s in traced)
+        if not dynamic and self._static_trace is not None and self._static_trace[0] == key:
+            return Trace(batch=n, layers=[_copy_layer(lt) for lt in self._static_trace[1]],
+                         config=dict(self._trace_cfg))
+        layers = []
+        for i, s in enumerate([*self.stages, self.output]):
+            if s.info is None:
+                continue
+            ev = Events()
+            if s.static is not None:
+                ev.add(s.static, n)
+            if i in dynamic:
+                ev.add(dynamic[i])
+            layers.append(s.info.trace(ev, n))
+        if not dynamic:
+            self._static_trace = (key, [_copy_layer(lt) for lt in layers])
+        return Trace(batch=n, layers=layers, config=dict(self._trace_cfg))
+
+    def trace_config(self) -> dict[str, Any]:
+        cfg = self.config.model_dump(mode="json")
+        cfg.pop("record_codes")
+        cfg.pop("record_accumulators")
+        cfg.pop("record_trace")
+        cfg["simulated"] = True
+        cfg["encoders"] = self.encoders()
+        return cfg
+
+
+def _copy_layer(lt: LayerTrace) -> LayerTrace:
+    out = copy.copy(lt)
+    out.additions = dict(lt.additions)
+    return out
+
+
+def _device_of(composed: ComposedModel) -> torch.device:
+    for b in composed.buffers():
+        return b.device
+    return torch.device("cpu")
+
+
+def _check_input(x: torch.Tensor, shape: tuple[int, ...]) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"expected a tensor input, got {type(x).__name__}")
+    if tuple(x.shape[1:]) != tuple(shape):
+        raise ValueError(f"input shape {tuple(x.shape)} does not match the composed model's "
+                         f"input (batch, {', '.join(map(str, shape))})")
+    # a finite sum proves every value finite; otherwise check element by element
+    if x.is_floating_point() and not math.isfinite(float(x.sum())) and \
+            not bool(torch.isfinite(x).all()):
+        raise ValueError("input contains NaN or infinite values")
+
+
+def simulate(composed: ComposedModel, inputs: torch.Tensor,
+             config: SimConfig | None = None) -> SimResult:
+    """Simulate ``composed`` on the batch ``inputs`` (see :class:`SimConfig`)."""
+    return Simulator(composed, config).run(inputs)
+
+
+def _batches(loader: Iterable[Any]):
+    for item in loader:
+        if isinstance(item, tuple | list):
+            yield item[0], (item[1] if len(item) > 1 else None)
+        else:
+            yield item, None
+
+
+@torch.no_grad()
+def simulate_dataset(composed: ComposedModel, loader: Iterable[Any],
+                     config: SimConfig | None = None, compare: bool = True) -> dict[str, Any]:
+    """Simulate every batch of ``loader`` (tensors or ``(input, label)`` pairs).
+
+    Returns ``images``; ``accuracy`` (None without labels); ``agreement``: fraction of images
+    whose simulated prediction equals the ComposedModel's (None when ``compare`` is off);
+    ``composed_accuracy``; ``trace``: the merged per-inference Trace as a dict
+    (``Trace.from_dict`` restores it; None when ``record_trace`` is off); ``totals``: its
+    per-inference totals; ``encoders``: AM word width and searched bits per layer; ``seconds``.
+    """
+    sim = Simulator(composed, config)
+    device = sim.device
+    images = correct = agree = composed_correct = 0
+    labelled = True
+    traces: list[Trace] = []
+    t0 = time.perf_counter()
+    for x, y in _batches(loader):
+        res = sim.run(x)
+        pred = res.outputs.argmax(1)
+        n = int(x.shape[0])
+        images += n
+        if y is None:
+            labelled = False
+        else:
+            y = y.to(device)
+            correct += int((pred == y).sum())
+        if compare:
+            ref = composed(x.to(device)).argmax(1)
+            agree += int((ref == pred).sum())
+            if y is not None:
+                composed_correct += int((ref == y).sum())
+        if res.trace is not None:
+            traces.append(res.trace)
+    seconds = time.perf_counter() - t0
+    trace = merge_traces(traces) if traces else None
+    return {
+        "images": images,
+        "accuracy": correct / images if labelled and images else None,
+        "agreement": agree / images if compare and images else None,
+        "composed_accuracy": composed_correct / images if compare and labelled and images
+        else None,
+        "trace": trace.to_dict() if trace is not None else None,
+        "totals": trace.totals() if trace is not None else None,
+        "encoders": sim.encoders(),
+        "seconds": seconds,
+    }
+
+
+def approximation_sweep(composed: ComposedModel, loader: Iterable[Any],
+                        bits: Iterable[int] | None = None,
+                        config: SimConfig | None = None) -> list[dict[str, Any]]:
+    """Accuracy against the searched AM bits k (decision H5), from full width down to 2.
+
+    Each row: ``bits`` (None = exact), ``accuracy`` (None without labels), ``agreement``: the
+    fraction of predictions equal to the exact ComposedModel's, ``am_row_bits``: searched
+    row-bits per inference of the encoder AMs (``sum am_searches * am_rows * am_bits``), and
+    ``layers``: the bits searched per layer (``k`` larger than a layer's word width W is exact
+    there). The default ``bits`` run from the widest W down to 2.
+    """
+    base = (config or SimConfig()).model_copy(update={"record_trace": True,
+                                                      "record_codes": False,
+                                                      "record_accumulators": False})
+    exact = Simulator(composed, base.model_copy(update={"approx_bits": None}))
+    width = max((e["word_bits"] for e in exact.encoders().values()), default=2)
+    batches = list(_batches(loader))
+    with torch.no_grad():
+        reference = [composed(x.to(exact.device)).argmax(1) for x, _ in batches]
+    levels: list[int | None] = [None]
+    levels += list(bits) if bits is not None else list(range(width, 1, -1))
+    rows = []
+    for k in levels:
+        sim = exact if k is None else Simulator(composed, base.model_copy(
+            update={"approx_bits": k}))
+        images = correct = agree = 0
+        labelled = True
+        traces = []
+        for (x, y), ref in zip(batches, reference, strict=True):
+            res = sim.run(x)
+            pred = res.outputs.argmax(1)
+            images += int(x.shape[0])
+            agree += int((pred == ref).sum())
+            if y is None:
+                labelled = False
+            else:
+                correct += int((pred == y.to(pred.device)).sum())
+            traces.append(res.trace)
+        trace = merge_traces(traces)
+        row_bits = sum(lt.am_searches * lt.am_rows * lt.am_bits for lt in trace.layers
+                       if lt.kind != "encode_input")
+        rows.append({"bits": k, "accuracy": correct / images if labelled else None,
+                     "agreement": agree / images, "am_row_bits": row_bits,
+                     "layers": {n: e["searched_bits"] for n, e in sim.encoders().items()}})
+    return rows

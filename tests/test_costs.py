@@ -1,0 +1,49 @@
+import math
+
+import pytest
+import torch
+
+import rapidnn
+from rapidnn.costs import compare, estimate, example_inputs, model_trace
+from rapidnn.hardware import NetworkShape, mlp
+
+
+@pytest.fixture
+def composed(small_mlp, mlp_batches):
+    return rapidnn.compose(small_mlp, mlp_batches, 16, 16)
+
+
+def test_example_inputs_are_codebook_values(composed):
+    x = example_inputs(composed, batch=4)
+    assert x.shape == (4, 64)
+    values = composed.codebooks[composed.source.input.name].quantized().float()
+    assert torch.isin(x, values).all()
+
+
+def test_estimate_composed_model_on_every_architecture(composed):
+    trace = model_trace(composed)
+    for hw in ("rapidnn", "isaac", "pipelayer", "gpu"):
+        est = estimate(composed, hw, trace=trace)
+        assert est.energy_j > 0 and est.throughput_ips > 0 and est.latency_s > 0
+
+
+def test_estimate_shapes_and_modules(small_mlp):
+    est = estimate(mlp([64, 32, 16, 5]), "isaac")
+    assert est.energy_j > 0
+    est2 = estimate(small_mlp, "gpu", inputs=torch.rand(2, 64))
+    assert est2.energy_j > 0
+    with pytest.raises(ValueError, match="inputs"):
+        estimate(small_mlp, "gpu")
+
+
+def test_compare_ratios_are_consistent(composed):
+    c = compare(composed, with_sensitivity=True, name="tiny")
+    d = c.to_dict()
+    assert set(d["baselines"]) == {"isaac", "pipelayer", "gpu"}
+    for name, row in d["baselines"].items():
+        assert math.isclose(row["energy_efficiency"],
+                            c.baselines[name].energy_j / c.rapidnn.energy_j)
+        assert math.isclose(row["speedup"],
+                            c.rapidnn.throughput_ips / c.baselines[name].throughput_ips)
+    assert 0 < len(d["sensitivity"]) <= 10
+    assert isinstance(NetworkShape.from_trace(c.trace), NetworkShape)

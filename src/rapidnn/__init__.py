@@ -6,6 +6,9 @@ one, and cluster values with :func:`kmeans1d`.
 
 __version__ = "0.1.0"
 
+from rapidnn.accel.config import SimConfig
+from rapidnn.accel.simulator import SimResult, simulate
+from rapidnn.accel.trace import Trace
 from rapidnn.capture import CaptureError, UnsupportedOperationError, capture
 from rapidnn.compose import ComposeError, compose
 from rapidnn.composed import ComposedModel, IntegerResult
@@ -25,6 +28,9 @@ __all__ = [
     "LayerOptions",
     "ModelFileError",
     "RetrainResult",
+    "SimConfig",
+    "SimResult",
+    "Trace",
     "UnsupportedOperationError",
     "capture",
     "compare",
@@ -33,5 +39,6 @@ __all__ = [
     "kmeans1d",
     "load",
     "retrain",
+    "simulate",
     "tree_kmeans1d",
 ]

@@ -198,6 +198,20 @@ class Stage:
         raise NotImplementedError
 
 
+class EncodedStage(Stage):
+    """A stage whose integers go through an encoder AM (or, last, to the output)."""
+
+    encoder: Encoder | None = None
+
+    def produced(self) -> str | None:
+        return self.encoder.name if self.encoder is not None else None
+
+    def set_wants(self, codes: bool, vals: bool) -> None:
+        super().set_wants(codes, vals)
+        if self.encoder is not None:
+            self.encoder.want_codes, self.encoder.want_vals = codes, vals
+
+
 class InputStage(Stage):
     """Raw input -> codes by the input AM (one search per input value)."""
 
@@ -264,7 +278,7 @@ def _hist(values: torch.Tensor, scale: float = 1.0) -> dict[int, float]:
     return {int(a): float(b) * scale for a, b in zip(u.tolist(), c.tolist(), strict=True)}
 
 
-class WeightedStage(Stage):
+class WeightedStage(EncodedStage):
     """A Linear/Conv2d layer on RNA blocks: table lookups, NOR addition, encoder AM search."""
 
     def __init__(self, op, encoder_op, in_shape: tuple[int, ...], next_clusters: int,
@@ -378,14 +392,6 @@ class WeightedStage(Stage):
     def needs(self) -> dict[str, str]:
         return {self.src: "vals" if self.use_values else "codes"}
 
-    def produced(self) -> str | None:
-        return self.encoder.name if self.encoder is not None else None
-
-    def set_wants(self, codes: bool, vals: bool) -> None:
-        super().set_wants(codes, vals)
-        if self.encoder is not None:
-            self.encoder.want_codes, self.encoder.want_vals = codes, vals
-
     def run(self, env: Env, x: torch.Tensor) -> Events | None:
         ev = None
         if self.use_values:
@@ -485,7 +491,7 @@ class MaxPoolStage(Stage):
         return None
 
 
-class AvgPoolStage(Stage):
+class AvgPoolStage(EncodedStage):
     """Average pooling: decode (lookup), add each window (NOR adder tree), re-encode (AM)."""
 
     def __init__(self, op, encoder_op, in_shape: tuple[int, ...], clusters: int,
@@ -533,14 +539,6 @@ class AvgPoolStage(Stage):
     def needs(self) -> dict[str, str]:
         return {self.src: "vals" if self.sum_dtype is not None else "codes"}
 
-    def produced(self) -> str | None:
-        return self.encoder.name if self.encoder is not None else None
-
-    def set_wants(self, codes: bool, vals: bool) -> None:
-        super().set_wants(codes, vals)
-        if self.encoder is not None:
-            self.encoder.want_codes, self.encoder.want_vals = codes, vals
-
     def run(self, env: Env, x: torch.Tensor) -> Events | None:
         if self.sum_dtype is not None:  # exact float window sums of the decoded values
             v = env.values(self.src).to(self.sum_dtype)
@@ -555,7 +553,7 @@ class AvgPoolStage(Stage):
         return None
 
 
-class AddStage(Stage):
+class AddStage(EncodedStage):
     """Residual add: decode both codes (lookups), align, one NOR addition, re-encode (AM)."""
 
     def __init__(self, op, encoder_op, shape: tuple[int, ...], next_clusters: int,
@@ -594,14 +592,6 @@ class AddStage(Stage):
 
     def needs(self) -> dict[str, str]:
         return dict.fromkeys(self.srcs, "codes")
-
-    def produced(self) -> str | None:
-        return self.encoder.name if self.encoder is not None else None
-
-    def set_wants(self, codes: bool, vals: bool) -> None:
-        super().set_wants(codes, vals)
-        if self.encoder is not None:
-            self.encoder.want_codes, self.encoder.want_vals = codes, vals
 
     def run(self, env: Env, x: torch.Tensor) -> Events | None:
         a = self.av[env.codes[self.srcs[0]]] << self.sa

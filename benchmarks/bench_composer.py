@@ -64,12 +64,12 @@ def main() -> None:
     args = ap.parse_args()
     console = Console()
     rows: list[dict] = []
-    splits = mnist_splits()
-    mlp_model = trained_mlp(splits, console)
+    mlp_model = trained_mlp(mnist_splits(), console)
+    splits = mnist_splits()  # fresh loaders: results do not depend on whether we trained
     for w, u in ((16, 16), (8, 8), (4, 4)):
         run("mnist-mlp", mlp_model, splits, w, u, args.max_epochs, rows, console)
+    lenet = trained_lenet(mnist_splits(name="fashion_mnist"), console)
     fsplits = mnist_splits(name="fashion_mnist")
-    lenet = trained_lenet(fsplits, console)
     composed = run("fashion-lenet5", lenet, fsplits, 16, 16, args.max_epochs, rows, console)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "lenet.rapidnn"

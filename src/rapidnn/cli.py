@@ -264,6 +264,15 @@ def hardware_show(
     Console().print(f"power basis: {summary.get('power_basis')}")
 
 
+def _register_experiments() -> None:
+    from rapidnn.experiments.cli import register
+
+    register(app)
+
+
+_register_experiments()
+
+
 def main() -> None:
     app()
 

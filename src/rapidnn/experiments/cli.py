@@ -1,0 +1,138 @@
+"""The ``train``, ``sweep`` and ``reproduce`` commands; ``register(app)`` adds them to the
+``rapidnn`` typer app (heavy imports happen inside the commands: ``--help`` stays fast)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+
+def _errors():
+    from rapidnn.cli import user_errors
+
+    return user_errors()
+
+
+def _json(obj) -> None:
+    from rapidnn.cli import print_json
+
+    print_json(obj)
+
+
+def _threads(threads: int | None) -> None:
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+Threads = Annotated[int | None, typer.Option(min=1, help="torch CPU threads (default: torch's)")]
+
+
+def train_cmd(
+    workload: Annotated[str, typer.Argument(help="a workload name (rapidnn.workloads)")],
+    quick: Annotated[bool, typer.Option("--quick", help="the reduced quick recipe")] = False,
+    threads: Threads = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the info as JSON")] = False,
+) -> None:
+    """Train a workload's float model (or load it from the store); print its test accuracy."""
+    from rich.console import Console
+
+    from rapidnn.workloads.store import get_trained
+
+    with _errors():
+        _threads(threads)
+        console = Console(stderr=True)
+        _, info = get_trained(workload, quick, progress=True, console=console)
+    if as_json:
+        _json({k: v for k, v in info.items() if k != "loss_history"})
+        return
+    out = Console()
+    out.print(f"{info['workload']}{' (quick recipe)' if quick else ''}: float test accuracy "
+              f"{info['test_accuracy']:.4f} (validation {info['val_accuracy']:.4f})")
+    out.print(f"cached at {info['path']}")
+
+
+def sweep_cmd(
+    workload: Annotated[str, typer.Argument(help="a workload name")],
+    weight_clusters: Annotated[str, typer.Option(help="comma-separated w values")]
+    = "4,8,16,32,64",
+    input_clusters: Annotated[str, typer.Option(help="comma-separated u values")]
+    = "4,8,16,32,64",
+    retrain: Annotated[bool, typer.Option("--retrain", help="retrain every point to 0.3 "
+                                                             "points")] = False,
+    max_epochs: Annotated[int | None, typer.Option(min=0, help="retraining epochs at most")]
+    = None,
+    quick: Annotated[bool, typer.Option("--quick", help="quick recipe and data subsets")]
+    = False,
+    out: Annotated[str, typer.Option(help="output folder (sweep.json, pareto.png)")] = "sweep",
+    restart: Annotated[bool, typer.Option("--restart", help="discard an existing sweep.json")]
+    = False,
+    threads: Threads = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print sweep.json")] = False,
+) -> None:
+    """Accuracy, memory per neuron and energy per inference over a (w, u) grid (resumable)."""
+    from rich.console import Console
+
+    from rapidnn.experiments.common import parse_int_list
+    from rapidnn.experiments.sweep import run_sweep
+    from rapidnn.report.tables import sweep_table, to_rich
+
+    with _errors():
+        ws = parse_int_list(weight_clusters, "--weight-clusters")
+        us = parse_int_list(input_clusters, "--input-clusters")
+        _threads(threads)
+        doc = run_sweep(workload, ws, us, retrain=retrain, max_epochs=max_epochs, quick=quick,
+                        out=out, restart=restart, console=Console(stderr=True))
+    if as_json:
+        _json(doc)
+        return
+    console = Console(width=max(Console().width, 110))
+    console.print(to_rich(sweep_table(doc["points"], title=f"sweep {workload}"
+                                      f"{' (quick)' if quick else ''}, float accuracy "
+                                      f"{100 * doc['float_accuracy']:.2f}%")))
+    best = doc["smallest_within_tolerance"]
+    if best is None:
+        console.print("no (w, u) point is within 0.3 points of the float model")
+    else:
+        console.print(f"smallest (w, u) within 0.3 points: w={best['weight_clusters']}, "
+                      f"u={best['input_clusters']} ({best['bytes_per_neuron']:.1f} bytes per "
+                      f"neuron, quality loss {100 * best['quality_loss']:.2f} points)")
+    console.print(f"written: {out}/sweep.json, {out}/sweep.txt, {out}/pareto.png")
+
+
+def reproduce_cmd(
+    quick: Annotated[bool, typer.Option("--quick", help="quick recipes and data subsets")]
+    = False,
+    out: Annotated[str, typer.Option(help="output folder")] = "results",
+    workload: Annotated[list[str] | None, typer.Option(help="only these workloads "
+                                                              "(repeatable)")] = None,
+    threads: Threads = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print results.json")] = False,
+) -> None:
+    """The paper's evaluation: results.json, report.md and report.html (plots embedded)."""
+    from rich.console import Console
+
+    from rapidnn.experiments.reproduce import run_reproduce
+    from rapidnn.report.tables import paper_table, to_rich
+
+    with _errors():
+        _threads(threads)
+        results = run_reproduce(quick, out, workloads=workload or None,
+                                console=Console(stderr=True))
+    if as_json:
+        _json(results)
+        return
+    console = Console(width=max(Console().width, 160))
+    console.print(to_rich(paper_table(results["workloads"], results["shape_networks"],
+                                      results["geomean"], results["geomean_with_shapes"])))
+    console.print(f"{'quick mode; ' if quick else ''}wall time {results['seconds']:.0f} s; "
+                  f"written: {out}/results.json, {out}/report.md, {out}/report.html")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train``, ``sweep`` and ``reproduce`` to ``app``."""
+    app.command("train")(train_cmd)
+    app.command("sweep")(sweep_cmd)
+    app.command("reproduce")(reproduce_cmd)

@@ -1,0 +1,179 @@
+"""Shared pieces of the experiments: budgets, subsets, cached retraining, machine info."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from rapidnn.composed import ComposedModel
+from rapidnn.workloads import Workload
+from rapidnn.workloads.splits import Splits
+
+TOLERANCE = 0.003  # the paper's quality-loss budget: 0.3 points (absolute, as a fraction)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much data each step uses (None = all of it).
+
+    ``test_images``: test examples for float and composed accuracy (both on the same ones);
+    ``val_images``: validation examples checked by retraining; ``train_batches``: training
+    batches per retraining epoch; ``sim_images`` / ``approx_images``: test examples run on the
+    accelerator simulator (exact / approximate-search sweep); ``max_epochs``: retraining rounds.
+    """
+
+    test_images: int | None = None
+    val_images: int | None = None
+    train_batches: int | None = None
+    sim_images: int | None = 2000
+    approx_images: int | None = 500
+    max_epochs: int = 5
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+FULL = Budget()
+QUICK = Budget(test_images=1000, val_images=500, train_batches=20, sim_images=128,
+               approx_images=128, max_epochs=1)
+
+
+def budget_for(quick: bool) -> Budget:
+    return QUICK if quick else FULL
+
+
+def subset(dataset: Dataset, limit: int | None) -> Dataset:
+    """The first ``limit`` examples of ``dataset`` (all of them if None or larger)."""
+    n = len(dataset)  # type: ignore[arg-type]
+    if limit is None or limit >= n:
+        return dataset
+    return Subset(dataset, range(limit))
+
+
+def loader(dataset: Dataset, limit: int | None = None, batch: int = 500) -> DataLoader:
+    return DataLoader(subset(dataset, limit), batch_size=batch)
+
+
+class _FirstBatches:
+    """A re-iterable view of the first ``n`` batches of a loader (same batches every pass)."""
+
+    def __init__(self, source: Any, n: int) -> None:
+        self.batches = []
+        for item in source:
+            self.batches.append(item)
+            if len(self.batches) >= n:
+                break
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def train_data(splits: Splits, batches: int | None) -> Any:
+    """Retraining batches: the seeded training loader, or its first ``batches`` batches."""
+    source = splits.train_loader()
+    return source if batches is None else _FirstBatches(source, batches)
+
+
+def parse_int_list(text: str, option: str, lo: int = 2, hi: int = 256) -> list[int]:
+    """``"4,8,16"`` -> ``[4, 8, 16]`` (sorted, unique); a ValueError names ``option``."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise ValueError(f"{option}: expected a comma-separated list of integers, got {text!r}")
+    values = []
+    for p in parts:
+        try:
+            v = int(p)
+        except ValueError:
+            raise ValueError(f"{option}: {p!r} is not an integer (in {text!r})") from None
+        if not lo <= v <= hi:
+            raise ValueError(f"{option}: {v} is out of range [{lo}, {hi}]")
+        values.append(v)
+    return sorted(set(values))
+
+
+def machine() -> dict[str, Any]:
+    """Where the experiment ran: platform, processor, CPU count, torch version and threads."""
+    return {"platform": platform.platform(), "processor": platform.processor() or None,
+            "python": platform.python_version(), "cpu_count": os.cpu_count(),
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "cuda": torch.cuda.is_available()}
+
+
+def write_json(path: Path, obj: Any) -> Path:
+    """Write ``obj`` as JSON to a temporary file next to ``path``, then rename it into place."""
+    return write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+
+
+def write_text(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.tolist()
+    if hasattr(obj, "item"):
+        return obj.item()
+    return float(obj)
+
+
+def retrained(wl: Workload, w: int, u: int, quick: bool, splits: Splits, budget: Budget, *,
+              max_epochs: int | None = None, progress: bool = True,
+              console: Console | None = None, root: str | os.PathLike[str] | None = None,
+              on_compose: Callable[[], None] | None = None,
+              ) -> tuple[ComposedModel, ComposedModel, dict[str, Any]]:
+    """``(composed, retrained, info)`` for ``wl`` at ``(w, u)``: the composed model from the
+    store, then retrained to :data:`TOLERANCE` on the validation data (also cached in the
+    store, tag ``retrained``, keyed by the retraining settings). ``info['retrain']`` holds the
+    retraining history; ``info['cached']`` says whether the retrained model was reused."""
+    from rapidnn.retrain import retrain
+    from rapidnn.workloads.store import composed_path, get_composed, load_composed, save_composed
+
+    epochs = budget.max_epochs if max_epochs is None else max_epochs
+    if on_compose is not None:
+        on_compose()
+    composed, _ = get_composed(wl, w, u, quick, progress, root=root, console=console)
+    opts = {"weight_clusters": w, "input_clusters": u, "calibration_batches": 20,
+            "retrain": {"tolerance": TOLERANCE, "max_epochs": epochs,
+                        "train_batches": budget.train_batches,
+                        "val_images": budget.val_images}}
+    hit = load_composed(wl, opts, quick, root, tag="retrained")
+    if hit is not None:
+        path = composed_path(wl, opts, quick, root, tag="retrained")
+        try:
+            meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            meta = {}
+        if "retrain" in meta:
+            return composed, hit, {"retrain": meta["retrain"], "cached": True,
+                                   "path": str(path)}
+    val = loader(splits.val, budget.val_images, batch=1000)
+    result = retrain(composed, train_data(splits, budget.train_batches), val,
+                     tolerance=TOLERANCE, max_epochs=epochs, progress=progress)
+    best = result.composed
+    best.metadata = {**composed.metadata, "workload": wl.name, "dataset": wl.dataset}
+    info = {"retrain": {**result.to_dict(), "epochs": len(result.history) - 1}}
+    path = save_composed(best, wl, opts, quick, root, tag="retrained", meta=info)
+    return composed, best, {**info, "cached": False, "path": str(path)}

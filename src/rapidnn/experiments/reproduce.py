@@ -1,0 +1,196 @@
+"""``rapidnn reproduce``: the paper's evaluation for every workload, as JSON, Markdown, HTML.
+
+For each workload of :data:`rapidnn.workloads.WORKLOADS`: train or load the float model
+(quick recipe with ``quick``), compose at (w, u) = (16, 16), retrain to 0.3 points on the
+validation data, measure float and composed test accuracy on the same test examples, run the
+accelerator simulator exactly and with approximate AM search, and compare RAPIDNN with ISAAC,
+PipeLayer and a GPU on the simulator's trace. The ImageNet-shape networks
+(:data:`rapidnn.workloads.SHAPE_NETWORKS`) add hardware-only rows (synthetic traces from
+their layer shapes; ImageNet is not available offline, so no accuracy). A small (w, u) sweep
+of the cheap workloads feeds the accuracy-vs-(w, u) and Pareto plots.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from rapidnn.experiments.common import (
+    TOLERANCE,
+    Budget,
+    budget_for,
+    loader,
+    machine,
+    retrained,
+    write_json,
+)
+from rapidnn.workloads import Workload, get_workload
+
+W = U = 16
+CHEAP = ("mnist-mlp", "isolet-mlp", "har-cnn")
+QUICK_SWEEP = (4, 16)
+FULL_SWEEP = (4, 8, 16, 32, 64)
+
+
+def evaluate_workload(wl: Workload, quick: bool, budget: Budget, *, progress: bool = True,
+                      console: Console | None = None,
+                      root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """One row of the evaluation (see the module docstring); accuracies are fractions."""
+    from rapidnn.accel.simulator import approximation_sweep, simulate_dataset
+    from rapidnn.accel.trace import Trace
+    from rapidnn.costs import compare
+    from rapidnn.retrain import accuracy
+    from rapidnn.workloads.store import get_trained
+
+    t0 = time.perf_counter()
+    model, info = get_trained(wl, quick, progress, root=root, console=console)
+    splits = wl.splits(quick)
+    test = loader(splits.test, budget.test_images)
+    with torch.no_grad():
+        float_acc = accuracy(model, test)
+    composed, final, rinfo = retrained(wl, W, U, quick, splits, budget, progress=progress,
+                                       console=console, root=root)
+    with torch.no_grad():
+        before = accuracy(composed, test)
+        after = accuracy(final, test)
+        sim = simulate_dataset(final, loader(splits.test, budget.sim_images, batch=128))
+        approx = approximation_sweep(final, loader(splits.test, budget.approx_images,
+                                                   batch=128))
+    cmp = compare(final, trace=Trace.from_dict(sim["trace"]), name=wl.name)
+    data = cmp.to_dict()
+    layer_energy = {"rapidnn": {lay.name: lay.energy_j for lay in cmp.rapidnn.layers}}
+    for b, est in cmp.baselines.items():
+        layer_energy[b] = {lay.name: lay.energy_j for lay in est.layers}
+    mem = final.memory()
+    return {
+        "name": wl.name, "title": wl.title, "dataset": wl.dataset, "quick": quick,
+        "float_model": info.get("path"), "float_key": wl.key(quick),
+        "test_images": len(test.dataset),
+        "float_accuracy": float_acc,
+        "composed_accuracy_before_retraining": before,
+        "composed_accuracy": after,
+        "quality_loss": float_acc - after,
+        "within_tolerance": float_acc - after <= TOLERANCE,
+        "weight_clusters": W, "input_clusters": U,
+        "retrain": {**rinfo["retrain"], "cached": rinfo["cached"], "path": rinfo["path"]},
+        "simulation": {k: sim[k] for k in ("images", "accuracy", "agreement",
+                                           "composed_accuracy", "totals", "seconds")},
+        "approximation": {"images": len(loader(splits.test, budget.approx_images).dataset),
+                          "rows": [{k: r[k] for k in ("bits", "accuracy", "agreement",
+                                                      "am_row_bits")} for r in approx]},
+        "rapidnn": data["rapidnn"],
+        "vs": {b: {"energy_efficiency": r["energy_efficiency"], "speedup": r["speedup"],
+                   "latency_ratio": r["latency_ratio"], "energy_j": r["energy_j"],
+                   "throughput_ips": r["throughput_ips"]}
+               for b, r in data["baselines"].items()},
+        "layer_energy": layer_energy,
+        "memory": {"bits_per_neuron": mem["bits_per_neuron"],
+                   "bytes_per_neuron": mem["bits_per_neuron"] / 8,
+                   "total_bits": mem["total_bits"], "neurons": mem["neurons"],
+                   "layers": mem["layers"]},
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+
+
+def evaluate_shape(name: str) -> dict[str, Any]:
+    """Hardware-only row of an ImageNet-shape network (random weights, synthetic trace)."""
+    from rapidnn.costs import BASELINES
+    from rapidnn.hardware import compare_estimates, estimate_network, network_from_module
+    from rapidnn.workloads import SHAPE_NETWORKS
+
+    t0 = time.perf_counter()
+    sn = SHAPE_NETWORKS[name]
+    with torch.no_grad():
+        shape = network_from_module(sn.build(seed=0).eval(), sn.example_input(1), name=name)
+    mine = estimate_network(shape, "rapidnn")
+    others = {b: estimate_network(shape, b) for b in BASELINES}
+    ratios = compare_estimates(mine, others)
+    return {"name": name, "description": sn.description, "accuracy": None,
+            "note": "ImageNet is not available offline: network shape only, no accuracy",
+            "rapidnn": {"energy_j": mine.energy_j, "throughput_ips": mine.throughput_ips},
+            "vs": {b: {**ratios[b], "energy_j": others[b].energy_j,
+                       "throughput_ips": others[b].throughput_ips} for b in BASELINES},
+            "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def run_reproduce(quick: bool = False, out: str | os.PathLike[str] = "results", *,
+                  workloads: Sequence[str] | None = None,
+                  shape_networks: Sequence[str] | None = None,
+                  sweep_workloads: Sequence[str] | None = None,
+                  sweep_values: Sequence[int] | None = None, budget: Budget | None = None,
+                  progress: bool = True, console: Console | None = None,
+                  root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Run the evaluation and write ``results.json``, ``report.md``, ``report.html`` and the
+    plots (``plots/*.png``) into ``out``; returns the content of ``results.json``."""
+    from rich.progress import Progress
+
+    from rapidnn import workloads as registry
+    from rapidnn.experiments.sweep import run_sweep
+    from rapidnn.hardware import summarize_comparisons
+
+    t0 = time.perf_counter()
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    console = console or Console(stderr=True)
+    budget = budget or budget_for(quick)
+    names = list(workloads) if workloads is not None else list(registry.WORKLOADS)
+    wls = [get_workload(n) for n in names]
+    shapes = list(shape_networks) if shape_networks is not None else list(
+        registry.SHAPE_NETWORKS)
+    if sweep_workloads is None:
+        sweep_workloads = [n for n in names if n in CHEAP] or names[:1]
+    values = list(sweep_values or (QUICK_SWEEP if quick else FULL_SWEEP))
+
+    entries: list[dict[str, Any]] = []
+    with Progress(console=console, transient=True, disable=not progress) as bar:
+        task = bar.add_task("reproduce", total=len(wls) + len(shapes))
+        for wl in wls:
+            bar.update(task, description=f"reproduce: {wl.name}")
+            entries.append(evaluate_workload(wl, quick, budget, progress=progress,
+                                             console=console, root=root))
+            e = entries[-1]
+            console.print(f"{wl.name}: float {e['float_accuracy']:.4f}, composed "
+                          f"{e['composed_accuracy']:.4f} (loss {100 * e['quality_loss']:+.2f} "
+                          f"points), {e['seconds']:.0f} s")
+            bar.advance(task)
+        shape_rows = []
+        for name in shapes:
+            bar.update(task, description=f"reproduce: {name} (shape only)")
+            shape_rows.append(evaluate_shape(name))
+            bar.advance(task)
+
+    sweeps: dict[str, list[dict[str, Any]]] = {}
+    for name in sweep_workloads:
+        doc = run_sweep(name, values, values, retrain=not quick, quick=quick,
+                        out=folder / "sweeps" / name, budget=budget, progress=progress,
+                        console=console, root=root, plot=False, diagonal=True)
+        sweeps[name] = doc["points"]
+
+    ratios = [e["vs"] for e in entries]
+    pick = ("energy_efficiency", "speedup")
+    geomean = summarize_comparisons([{b: {k: v[k] for k in pick} for b, v in r.items()}
+                                     for r in ratios]) if ratios else {}
+    geomean_all = summarize_comparisons(
+        [{b: {k: v[k] for k in pick} for b, v in r.items()}
+         for r in ratios + [s["vs"] for s in shape_rows]]) if ratios or shape_rows else {}
+    results = {
+        "format": "rapidnn-reproduce-v1", "quick": quick, "budget": budget.to_dict(),
+        "weight_clusters": W, "input_clusters": U, "tolerance": TOLERANCE,
+        "workloads": entries, "shape_networks": shape_rows,
+        "geomean": geomean, "geomean_with_shapes": geomean_all,
+        "sweeps": {"values": values, "retrained": not quick, "points": sweeps},
+        "machine": machine(), "seconds": None,
+    }
+    from rapidnn.report.build import write_report
+
+    results["seconds"] = round(time.perf_counter() - t0, 2)
+    write_report(results, folder)
+    results["seconds"] = round(time.perf_counter() - t0, 2)
+    write_json(folder / "results.json", results)
+    return results

@@ -1,0 +1,192 @@
+"""Accuracy, memory and energy over a grid of (weight clusters w, input clusters u).
+
+:func:`run_sweep` writes ``<out>/sweep.json`` after every point (atomically), so an
+interrupted sweep resumes where it stopped: a rerun with the same options skips the finished
+points; a rerun with different options raises :class:`SweepOptionsError` (or starts afresh
+with ``restart=True``). At the end it writes a rich table (``sweep.txt``) and a Pareto plot
+(``pareto.png``: energy per inference against accuracy, front highlighted).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from rapidnn.experiments.common import (
+    TOLERANCE,
+    Budget,
+    budget_for,
+    loader,
+    machine,
+    retrained,
+    write_json,
+    write_text,
+)
+from rapidnn.workloads import Workload, get_workload
+
+FORMAT = "rapidnn-sweep-v1"
+
+
+class SweepOptionsError(ValueError):
+    """``sweep.json`` already exists in the output folder with other options."""
+
+
+def sweep_options(wl: Workload, weight_clusters: list[int], input_clusters: list[int],
+                  retrain: bool, max_epochs: int | None, quick: bool,
+                  budget: Budget) -> dict[str, Any]:
+    return {"workload": wl.name, "float_key": wl.key(quick), "quick": quick,
+            "weight_clusters": list(weight_clusters), "input_clusters": list(input_clusters),
+            "retrain": retrain, "max_epochs": max_epochs if retrain else None,
+            "tolerance": TOLERANCE, "budget": budget.to_dict()}
+
+
+def evaluate_point(wl: Workload, w: int, u: int, quick: bool, splits: Any, budget: Budget,
+                   float_accuracy: float, *, retrain: bool, max_epochs: int | None,
+                   progress: bool, console: Console | None,
+                   root: str | os.PathLike[str] | None) -> dict[str, Any]:
+    """One sweep point: compose (store-cached), optionally retrain, test accuracy, memory,
+    RAPIDNN energy per inference (cost model on the simulator's trace of example inputs)."""
+    from rapidnn.costs import compare
+    from rapidnn.retrain import accuracy
+    from rapidnn.workloads.store import get_composed
+
+    t0 = time.perf_counter()
+    test = loader(splits.test, budget.test_images)
+    row: dict[str, Any] = {"weight_clusters": w, "input_clusters": u}
+    if retrain:
+        composed, final, info = retrained(wl, w, u, quick, splits, budget,
+                                          max_epochs=max_epochs, progress=progress,
+                                          console=console, root=root)
+        row["accuracy_before_retraining"] = accuracy(composed, test)
+        row["retrain_epochs"] = info["retrain"]["epochs"]
+        row["converged"] = info["retrain"]["converged"]
+    else:
+        final, _ = get_composed(wl, w, u, quick, progress, root=root, console=console)
+    row["composed_accuracy"] = accuracy(final, test)
+    row["float_accuracy"] = float_accuracy
+    row["quality_loss"] = float_accuracy - row["composed_accuracy"]
+    mem = final.memory()
+    row["bits_per_neuron"] = mem["bits_per_neuron"]
+    row["bytes_per_neuron"] = mem["bits_per_neuron"] / 8
+    row["total_bits"] = mem["total_bits"]
+    cmp = compare(final, name=wl.name).to_dict()
+    row["energy_j"] = cmp["rapidnn"]["energy_j"]
+    row["throughput_ips"] = cmp["rapidnn"]["throughput_ips"]
+    row["vs"] = {b: {"energy_efficiency": r["energy_efficiency"], "speedup": r["speedup"]}
+                 for b, r in cmp["baselines"].items()}
+    row["seconds"] = round(time.perf_counter() - t0, 3)
+    return row
+
+
+def _load_existing(path: Path, options: dict[str, Any], restart: bool) -> list[dict[str, Any]]:
+    if not path.is_file() or restart:
+        return []
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []  # unreadable (should not happen: writes are atomic): start afresh
+    if not isinstance(old, dict) or old.get("format") != FORMAT:
+        return []
+    if old.get("options") != options:
+        diff = sorted(k for k in set(options) | set(old.get("options", {}))
+                      if options.get(k) != old.get("options", {}).get(k))
+        raise SweepOptionsError(f"{path} was written with other options ({', '.join(diff)}); "
+                                "use another --out folder or pass --restart")
+    return list(old.get("points", []))
+
+
+def pareto_front(points: list[dict[str, Any]], x: str = "energy_j",
+                 y: str = "composed_accuracy") -> list[int]:
+    """Indices of the points no other point beats (lower ``x`` and higher ``y``)."""
+    front = []
+    for i, p in enumerate(points):
+        dominated = any(q[x] <= p[x] and q[y] >= p[y] and (q[x] < p[x] or q[y] > p[y])
+                        for j, q in enumerate(points) if j != i)
+        if not dominated:
+            front.append(i)
+    return front
+
+
+def smallest_within_tolerance(points: list[dict[str, Any]],
+                              tolerance: float = TOLERANCE) -> dict[str, Any] | None:
+    """The point with the least memory per neuron whose quality loss is within tolerance."""
+    ok = [p for p in points if p["quality_loss"] <= tolerance + 1e-12]
+    return min(ok, key=lambda p: (p["bits_per_neuron"], p["weight_clusters"],
+                                  p["input_clusters"])) if ok else None
+
+
+def run_sweep(workload: str | Workload, weight_clusters: list[int], input_clusters: list[int],
+              *, retrain: bool = False, max_epochs: int | None = None, quick: bool = False,
+              out: str | os.PathLike[str] = "sweep", restart: bool = False,
+              budget: Budget | None = None, progress: bool = True,
+              console: Console | None = None, root: str | os.PathLike[str] | None = None,
+              plot: bool = True, diagonal: bool = False) -> dict[str, Any]:
+    """Run (or resume) the sweep and return the content of ``sweep.json``. With ``diagonal``
+    the points are ``zip(weight_clusters, input_clusters)`` instead of the full grid."""
+    from rich.progress import Progress
+
+    from rapidnn.retrain import accuracy
+    from rapidnn.workloads.store import get_trained
+
+    wl = get_workload(workload)
+    budget = budget or budget_for(quick)
+    if retrain and max_epochs is None:
+        max_epochs = budget.max_epochs
+    folder = Path(out)
+    path = folder / "sweep.json"
+    options = sweep_options(wl, weight_clusters, input_clusters, retrain, max_epochs, quick,
+                            budget)
+    options["diagonal"] = diagonal
+    grid = (list(zip(weight_clusters, input_clusters, strict=True)) if diagonal
+            else list(product(weight_clusters, input_clusters)))
+    points = _load_existing(path, options, restart)
+    done = {(p["weight_clusters"], p["input_clusters"]) for p in points}
+    console = console or Console(stderr=True)
+    t0 = time.perf_counter()
+    model, info = get_trained(wl, quick, progress, root=root, console=console)
+    splits = wl.splits(quick)
+    with torch.no_grad():
+        float_acc = accuracy(model, loader(splits.test, budget.test_images))
+    doc: dict[str, Any] = {"format": FORMAT, "options": options, "machine": machine(),
+                           "float_accuracy": float_acc, "float_model": info.get("path"),
+                           "test_images": len(loader(splits.test, budget.test_images).dataset),
+                           "points": points, "complete": False}
+    todo = [(w, u) for w, u in grid if (w, u) not in done]
+    if done:
+        console.print(f"sweep {wl.name}: {len(done)} point(s) already in {path}, "
+                      f"{len(todo)} to go")
+    with Progress(console=console, transient=True, disable=not progress) as bar:
+        task = bar.add_task(f"sweep {wl.name}", total=len(todo))
+        for w, u in todo:
+            bar.update(task, description=f"sweep {wl.name} w={w} u={u}")
+            points.append(evaluate_point(wl, w, u, quick, splits, budget, float_acc,
+                                         retrain=retrain, max_epochs=max_epochs,
+                                         progress=progress, console=console, root=root))
+            write_json(path, doc)
+            bar.advance(task)
+    order = {(w, u): i for i, (w, u) in enumerate(grid)}
+    points.sort(key=lambda p: order.get((p["weight_clusters"], p["input_clusters"]), 1 << 30))
+    for i, p in enumerate(points):
+        p["pareto"] = i in set(pareto_front(points))
+    best = smallest_within_tolerance(points)
+    doc.update({"complete": True, "smallest_within_tolerance": best,
+                "seconds_this_run": round(time.perf_counter() - t0, 2)})
+    if plot:
+        from rapidnn.report.plots import pareto_plot
+        from rapidnn.report.tables import render_text, sweep_table
+
+        label = f"{wl.name}{' (quick)' if quick else ''}"
+        pareto_plot(points, folder / "pareto.png",
+                    title=f"{label}: energy per inference vs accuracy")
+        doc["plot"] = str(folder / "pareto.png")
+        table = sweep_table(points, title=f"sweep {label}")
+        write_text(folder / "sweep.txt", render_text(table))
+    write_json(path, doc)
+    return doc

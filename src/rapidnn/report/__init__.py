@@ -1,0 +1,1 @@
+"""Tables, plots and the Markdown / self-contained HTML report of ``rapidnn reproduce``."""

@@ -1,0 +1,101 @@
+"""``report.md`` and ``report.html`` (plots embedded) from the content of ``results.json``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rapidnn.report import plots
+from rapidnn.report.html import Document
+from rapidnn.report.tables import approx_table, memory_table, paper_table
+
+
+def _fmt_budget(b: dict[str, Any]) -> str:
+    def n(v: Any, what: str) -> str:
+        return f"all {what}" if v is None else f"{v} {what}"
+
+    return (f"{n(b['test_images'], 'test images')} for accuracy, "
+            f"{n(b['val_images'], 'validation images')} and "
+            f"{n(b['train_batches'], 'training batches')} per epoch (at most "
+            f"{b['max_epochs']} epoch(s)) for retraining, {n(b['sim_images'], 'test images')} "
+            f"simulated exactly, {n(b['approx_images'], 'test images')} in the "
+            f"approximate-search sweep")
+
+
+def build_document(results: dict[str, Any], folder: Path) -> Document:
+    quick = results["quick"]
+    entries = results["workloads"]
+    shapes = results["shape_networks"]
+    plot_dir = folder / "plots"
+    doc = Document("RAPIDNN reproduction" + (" (QUICK MODE)" if quick else ""))
+    if quick:
+        doc.para("**QUICK MODE** (`rapidnn reproduce --quick`): reduced training recipes, "
+                 "reduced retraining and test subsets; the numbers below are a smoke test of "
+                 "the pipeline, not the paper-grade evaluation.")
+    m = results["machine"]
+    doc.para(f"Machine: {m['platform']}, {m['cpu_count']} CPU(s), torch {m['torch']} "
+             f"({m['torch_threads']} thread(s)). Wall time: {results['seconds']:.0f} s. "
+             f"(w, u) = ({results['weight_clusters']}, {results['input_clusters']}), retraining "
+             f"tolerance {100 * results['tolerance']:.1f} points. Data used: "
+             f"{_fmt_budget(results['budget'])}.")
+    doc.heading("Quality and efficiency (the paper's table)")
+    doc.para("Accuracies are top-1 on the same test examples for the float and the composed "
+             "(retrained) model; quality loss = float - composed. Energy efficiency = energy "
+             "per inference of the baseline / RAPIDNN's; speedup = RAPIDNN's throughput / the "
+             "baseline's (cost model of docs/hardware.md on the simulator's trace). Paper: "
+             "quality loss < 0.3%; 68.4x / 49.5x energy efficiency and 48.1x / 10.9x speedup "
+             "over ISAAC / PipeLayer (arXiv v4); 382.6x / 211.5x over a GPU (arXiv v1).")
+    doc.table(paper_table(entries, shapes, results["geomean"],
+                          results["geomean_with_shapes"] if shapes else None))
+    if shapes:
+        doc.para("ImageNet-shape networks (" + ", ".join(s["name"] for s in shapes) + "): "
+                 "ImageNet is not available offline, so their accuracy is not measured; their "
+                 "rows are hardware-only estimates from the layer shapes (random weights, "
+                 "synthetic RAPIDNN trace).")
+    doc.heading("Memory per neuron and per layer")
+    doc.table(memory_table(entries))
+
+    doc.heading("Accuracy vs (w, u)")
+    sw = results["sweeps"]
+    points = sw["points"]
+    label = (f"w = u in {sw['values']}, "
+             + ("after retraining" if sw["retrained"] else "without retraining (quick)")
+             + f", workloads: {', '.join(points) or 'none'}")
+    if points:
+        doc.image(plots.accuracy_vs_clusters(points, plot_dir / "accuracy_vs_wu.png",
+                                             title=f"accuracy vs (w, u): {label}"),
+                  f"Composed accuracy vs (w, u), {label}.")
+        doc.image(plots.multi_pareto_plot(points, plot_dir / "pareto.png",
+                                          title="energy per inference vs accuracy"),
+                  f"RAPIDNN energy per inference vs accuracy, Pareto front in red; {label}.")
+    doc.heading("Approximate associative search")
+    doc.image(plots.accuracy_vs_bits(entries, plot_dir / "accuracy_vs_bits.png",
+                                     title="simulated accuracy vs searched AM bits"),
+              "Simulated accuracy vs the number of AM bits searched (dashed: exact search).")
+    doc.table(approx_table(entries))
+    doc.heading("Per-layer energy per architecture")
+    for e in entries:
+        doc.image(plots.layer_energy(e, plot_dir / f"layers_{e['name']}.png",
+                                     title=f"{e['name']}: energy per layer"),
+                  f"{e['name']}: energy per inference of each layer on RAPIDNN, ISAAC, "
+                  "PipeLayer, GPU.")
+    doc.heading("Per workload")
+    for e in entries:
+        r = e["retrain"]
+        doc.para(f"**{e['name']}** ({e['title']}): {e['test_images']} test images; composed "
+                 f"before retraining {100 * e['composed_accuracy_before_retraining']:.2f}%, "
+                 f"after {r['epochs']} retraining epoch(s) {100 * e['composed_accuracy']:.2f}% "
+                 f"(converged on validation: {r['converged']}); simulator agreement "
+                 f"{100 * e['simulation']['agreement']:.1f}% on {e['simulation']['images']} "
+                 f"images; {e['seconds']:.0f} s.")
+    return doc
+
+
+def write_report(results: dict[str, Any], folder: Path) -> tuple[Path, Path]:
+    folder = Path(folder)
+    doc = build_document(results, folder)
+    from rapidnn.experiments.common import write_text
+
+    md = write_text(folder / "report.md", doc.to_markdown(folder))
+    page = write_text(folder / "report.html", doc.to_html())
+    return md, page

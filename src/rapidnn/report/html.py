@@ -1,0 +1,97 @@
+"""A tiny report document rendered as Markdown and as self-contained HTML (images inline)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rapidnn.report.tables import Table, to_markdown
+
+
+@dataclass
+class Document:
+    """Blocks in order: ``("h", level, text)``, ``("p", text)``, ``("table", Table)``,
+    ``("img", path, caption)``. Image paths in Markdown are relative to the report folder."""
+
+    title: str
+    blocks: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def heading(self, text: str, level: int = 2) -> None:
+        self.blocks.append(("h", level, text))
+
+    def para(self, text: str) -> None:
+        self.blocks.append(("p", text))
+
+    def table(self, table: Table) -> None:
+        self.blocks.append(("table", table))
+
+    def image(self, path: Path, caption: str) -> None:
+        self.blocks.append(("img", Path(path), caption))
+
+    def to_markdown(self, folder: Path) -> str:
+        out = [f"# {self.title}", ""]
+        for b in self.blocks:
+            if b[0] == "h":
+                out += ["#" * b[1] + " " + b[2], ""]
+            elif b[0] == "p":
+                out += [b[1], ""]
+            elif b[0] == "table":
+                if b[1].title:
+                    out += [f"*{b[1].title}*", ""]
+                out += [to_markdown(b[1]), ""]
+            else:
+                rel = _relative(b[1], folder)
+                out += [f"![{b[2]}]({rel})", "", f"*{b[2]}*", ""]
+        return "\n".join(out)
+
+    def to_html(self) -> str:
+        body = [f"<h1>{html.escape(self.title)}</h1>"]
+        for b in self.blocks:
+            if b[0] == "h":
+                body.append(f"<h{b[1]}>{_inline(b[2])}</h{b[1]}>")
+            elif b[0] == "p":
+                body.append(f"<p>{_inline(b[1])}</p>")
+            elif b[0] == "table":
+                body.append(table_html(b[1]))
+            else:
+                data = base64.b64encode(Path(b[1]).read_bytes()).decode("ascii")
+                body.append(f'<figure><img alt="{html.escape(b[2])}" '
+                            f'src="data:image/png;base64,{data}"/>'
+                            f"<figcaption>{_inline(b[2])}</figcaption></figure>")
+        return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"/>"
+                f"<title>{html.escape(self.title)}</title><style>{_CSS}</style></head>"
+                "<body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+_CSS = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse;margin:1em 0;font-size:0.9em}"
+        "td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}"
+        "td:first-child,th:first-child{text-align:left}caption{font-style:italic}"
+        "img{max-width:100%}figcaption{font-style:italic;font-size:0.9em}"
+        ".quick{background:#fff3cd;border:1px solid #e0c060;padding:0.5em}")
+
+
+def _relative(path: Path, folder: Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(Path(folder).resolve()).as_posix()
+    except ValueError:
+        return Path(path).as_posix()
+
+
+def _inline(text: str) -> str:
+    """HTML-escape, then the two bits of Markdown the report uses: **bold** and `code`."""
+    s = html.escape(text)
+    s = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", s)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", s)
+
+
+def table_html(table: Table) -> str:
+    head = "".join(f"<th>{_inline(h)}</th>" for h in table.headers)
+    rows = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>"
+                   for r in table.rows)
+    cap = f"<caption>{_inline(table.title)}</caption>" if table.title else ""
+    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"

@@ -1,0 +1,152 @@
+"""The report's plots (matplotlib, Agg backend), written as PNG files."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+    return path
+
+
+def _energy_axis(ax: Any, xs: Sequence[float]) -> None:
+    """Log scale when the energies span more than a decade, else linear (readable ticks)."""
+    from matplotlib.ticker import NullFormatter
+
+    pos = [x for x in xs if x > 0]
+    if pos and max(pos) / min(pos) > 10:
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    else:
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
+
+
+def pareto_plot(points: Sequence[dict[str, Any]], path: Path, title: str = "") -> Path:
+    """Energy per inference (log x) against accuracy; the Pareto front joined and highlighted."""
+    from rapidnn.experiments.sweep import pareto_front
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    xs = [p["energy_j"] for p in points]
+    ys = [100 * p["composed_accuracy"] for p in points]
+    ax.scatter(xs, ys, c="tab:gray", label="(w, u) points", zorder=2)
+    for p, x, y in zip(points, xs, ys, strict=True):
+        ax.annotate(f"{p['weight_clusters']},{p['input_clusters']}", (x, y), fontsize=7,
+                    xytext=(3, 3), textcoords="offset points")
+    front = sorted(pareto_front(list(points)), key=lambda i: xs[i])
+    if front:
+        ax.plot([xs[i] for i in front], [ys[i] for i in front], "o-", c="tab:red",
+                label="Pareto front", zorder=3)
+    if points:
+        ax.axhline(100 * points[0]["float_accuracy"], ls="--", c="tab:blue", lw=1,
+                   label="float model")
+    _energy_axis(ax, xs)
+    ax.set_xlabel("RAPIDNN energy per inference (J)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def multi_pareto_plot(sweeps: Mapping[str, Sequence[dict[str, Any]]], path: Path,
+                      title: str = "") -> Path:
+    """One panel per workload: energy vs accuracy with its Pareto front."""
+    from rapidnn.experiments.sweep import pareto_front
+
+    plt = _plt()
+    n = max(1, len(sweeps))
+    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 4), squeeze=False)
+    for ax, (name, points) in zip(axes[0], sweeps.items(), strict=False):
+        xs = [p["energy_j"] for p in points]
+        ys = [100 * p["composed_accuracy"] for p in points]
+        ax.scatter(xs, ys, c="tab:gray")
+        for p, x, y in zip(points, xs, ys, strict=True):
+            ax.annotate(f"{p['weight_clusters']},{p['input_clusters']}", (x, y), fontsize=7)
+        front = sorted(pareto_front(list(points)), key=lambda i: xs[i])
+        ax.plot([xs[i] for i in front], [ys[i] for i in front], "o-", c="tab:red",
+                label="Pareto front")
+        _energy_axis(ax, xs)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("energy per inference (J)")
+        ax.set_ylabel("accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def accuracy_vs_clusters(sweeps: Mapping[str, Sequence[dict[str, Any]]], path: Path,
+                         title: str = "") -> Path:
+    """Composed accuracy against the (w, u) points of each workload's sweep."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for name, points in sweeps.items():
+        labels = [f"{p['weight_clusters']},{p['input_clusters']}" for p in points]
+        ax.plot(labels, [100 * p["composed_accuracy"] for p in points], "o-", label=name)
+    ax.set_xlabel("(w, u)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def accuracy_vs_bits(entries: Sequence[dict[str, Any]], path: Path, title: str = "") -> Path:
+    """Accuracy against the AM bits searched (approximate search); exact as a dashed line."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for i, e in enumerate(entries):
+        rows = e["approximation"]["rows"]
+        pts = sorted((r["bits"], r["accuracy"]) for r in rows if r["bits"] is not None)
+        color = f"C{i % 10}"
+        if pts:
+            ax.plot([b for b, _ in pts], [100 * a for _, a in pts], "o-", ms=3, c=color,
+                    label=e["name"])
+        exact = [r["accuracy"] for r in rows if r["bits"] is None]
+        if exact:
+            ax.axhline(100 * exact[0], ls="--", lw=0.8, c=color)
+    ax.set_xlabel("searched bits k (approximate AM search; dashed: exact)")
+    ax.set_ylabel("simulated accuracy (%)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def layer_energy(entry: dict[str, Any], path: Path, title: str = "") -> Path:
+    """Per-layer energy per inference on each architecture (grouped bars, log scale)."""
+    plt = _plt()
+    archs = list(entry["layer_energy"])
+    layers: list[str] = []
+    for per in entry["layer_energy"].values():
+        layers += [n for n in per if n not in layers]
+    fig, ax = plt.subplots(figsize=(max(6.4, 0.5 * len(layers) * len(archs) / 2), 4.2))
+    width = 0.8 / max(1, len(archs))
+    for i, arch in enumerate(archs):
+        per = entry["layer_energy"][arch]
+        xs = [j + i * width for j in range(len(layers))]
+        ax.bar(xs, [per.get(n, 0.0) or 0.0 for n in layers], width, label=arch)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(layers))])
+    ax.set_xticklabels(layers, rotation=60, ha="right", fontsize=7)
+    ax.set_yscale("log")
+    ax.set_ylabel("energy per inference (J)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    return _save(fig, path)

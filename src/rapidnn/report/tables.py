@@ -1,0 +1,124 @@
+"""Tables as plain ``(headers, rows)`` pairs, rendered as Markdown, rich or text."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table as RichTable
+
+#: The paper's claims (arXiv 1806.05794 v4 / HPCA 2020 for ISAAC and PipeLayer; v1 for GPU).
+PAPER = {"quality_loss": "< 0.3%",
+         "isaac": {"energy_efficiency": 68.4, "speedup": 48.1},
+         "pipelayer": {"energy_efficiency": 49.5, "speedup": 10.9},
+         "gpu": {"energy_efficiency": 382.6, "speedup": 211.5}}
+BASELINES = ("isaac", "pipelayer", "gpu")
+
+
+@dataclass
+class Table:
+    headers: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    title: str = ""
+
+
+def pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.2f}%"
+
+
+def ratio(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3g}x"
+
+
+def to_markdown(table: Table) -> str:
+    def esc(s: str) -> str:
+        return str(s).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(esc(h) for h in table.headers) + " |",
+             "|" + "|".join("---" for _ in table.headers) + "|"]
+    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in table.rows]
+    return "\n".join(lines)
+
+
+def to_rich(table: Table) -> RichTable:
+    out = RichTable(title=table.title or None)
+    for i, h in enumerate(table.headers):  # Markdown bold is dropped
+        out.add_column(h, justify="left" if i == 0 else "right")
+    for row in table.rows:
+        out.add_row(*(c.replace("**", "") for c in row))
+    return out
+
+
+def render_text(table: Table, width: int = 160) -> str:
+    buf = io.StringIO()
+    Console(file=buf, width=width, no_color=True).print(to_rich(table))
+    return buf.getvalue()
+
+
+def paper_table(workloads: Sequence[dict[str, Any]], shapes: Sequence[dict[str, Any]],
+                geomean: dict[str, dict[str, float]],
+                geomean_all: dict[str, dict[str, float]] | None = None) -> Table:
+    """Per workload and geometric mean: accuracies, quality loss, energy efficiency and
+    speedup over each baseline, with the paper's claims as the last row."""
+    headers = ["network", "float acc.", "composed acc.", "quality loss"]
+    for b in BASELINES:
+        headers += [f"{b} energy", f"{b} speed"]
+    t = Table(headers, title="RAPIDNN vs ISAAC, PipeLayer, GPU (w=u=16)")
+
+    def ratios(vs: dict[str, dict[str, float]], fmt: Any = ratio) -> list[str]:
+        return [fmt(vs.get(b, {}).get(k)) for b in BASELINES
+                for k in ("energy_efficiency", "speedup")]
+
+    for e in workloads:
+        t.rows.append([e["name"], pct(e["float_accuracy"]), pct(e["composed_accuracy"]),
+                       pct(e["quality_loss"]), *ratios(e["vs"])])
+    for s in shapes:
+        t.rows.append([f"{s['name']} (shape only)", "n/a", "n/a", "n/a", *ratios(s["vs"])])
+    losses = [e["quality_loss"] for e in workloads]
+    mean_loss = sum(losses) / len(losses) if losses else None
+    t.rows.append(["**geometric mean (applications)**", "", "", f"mean {pct(mean_loss)}",
+                   *ratios(geomean)])
+    if geomean_all is not None:
+        t.rows.append(["**geometric mean (incl. ImageNet shapes)**", "", "", "",
+                       *ratios(geomean_all)])
+    t.rows.append(["**paper**", "", "", PAPER["quality_loss"], *ratios(PAPER, lambda x: f"{x}x")])
+    return t
+
+
+def memory_table(workloads: Sequence[dict[str, Any]]) -> Table:
+    t = Table(["network", "layer", "neurons", "bytes/neuron", "table KiB", "total KiB"],
+              title="memory per neuron and per layer (w=u=16, after retraining)")
+    for e in workloads:
+        mem = e["memory"]
+        for name, m in mem["layers"].items():
+            t.rows.append([e["name"], name, str(m["neurons"]),
+                           f"{m['bits_per_neuron'] / 8:.1f}", f"{m['table_bits'] / 8192:.1f}",
+                           f"{m['total_bits'] / 8192:.1f}"])
+        t.rows.append([e["name"], "**all layers**", str(mem["neurons"]),
+                       f"{mem['bits_per_neuron'] / 8:.1f}", "",
+                       f"{mem['total_bits'] / 8192:.1f}"])
+    return t
+
+
+def sweep_table(points: Sequence[dict[str, Any]], title: str = "sweep") -> Table:
+    t = Table(["w", "u", "accuracy", "quality loss", "bytes/neuron", "energy (J/inf)",
+               "retrain epochs", "pareto"], title=title)
+    for p in points:
+        t.rows.append([str(p["weight_clusters"]), str(p["input_clusters"]),
+                       pct(p["composed_accuracy"]), pct(p["quality_loss"]),
+                       f"{p['bytes_per_neuron']:.1f}", f"{p['energy_j']:.3e}",
+                       str(p.get("retrain_epochs", "-")), "*" if p.get("pareto") else ""])
+    return t
+
+
+def approx_table(workloads: Sequence[dict[str, Any]]) -> Table:
+    t = Table(["network", "searched bits", "accuracy", "agreement with exact"],
+              title="approximate associative search")
+    for e in workloads:
+        for r in e["approximation"]["rows"]:
+            t.rows.append([e["name"], "exact" if r["bits"] is None else str(r["bits"]),
+                           pct(r["accuracy"]), pct(r["agreement"])])
+    return t

@@ -1,0 +1,65 @@
+"""The ``train``, ``sweep`` and ``reproduce`` commands (registered on a fresh typer app)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from rapidnn.experiments.cli import register
+
+runner = CliRunner()
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer(add_completion=False)
+    register(app)
+    return app
+
+
+def test_commands_are_registered() -> None:
+    result = runner.invoke(_app(), ["--help"])
+    assert result.exit_code == 0
+    for name in ("train", "sweep", "reproduce"):
+        assert name in result.output
+
+
+@pytest.mark.parametrize("args", [
+    ["sweep", "isolet-mlp", "--weight-clusters", "4,x"],
+    ["sweep", "isolet-mlp", "--input-clusters", "4,1"],
+    ["sweep", "no-such-workload", "--weight-clusters", "4", "--input-clusters", "4"],
+    ["train", "no-such-workload"],
+    ["reproduce", "--workload", "no-such-workload"],
+])
+def test_user_errors_exit_2(args: list[str], tiny, tmp_path: Path) -> None:
+    result = runner.invoke(_app(), [*args, *(["--out", str(tmp_path / "o")]
+                                            if args[0] != "train" else [])])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().startswith("error:")
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_train_then_load(tiny, tmp_path: Path) -> None:
+    result = runner.invoke(_app(), ["train", "isolet-mlp", "--quick", "--json",
+                                    "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout[result.stdout.index("{"):])
+    assert 0 <= info["test_accuracy"] <= 1 and Path(info["path"]).is_file()
+    again = runner.invoke(_app(), ["train", "isolet-mlp", "--quick", "--threads", "1"])
+    assert again.exit_code == 0
+    assert "loaded from the store" in again.output and "cached at" in again.output
+
+
+def test_sweep_options_change_is_an_error(tiny, tmp_path: Path) -> None:
+    out = tmp_path / "sw"
+    args = ["sweep", "isolet-mlp", "--weight-clusters", "4", "--input-clusters", "4",
+            "--quick", "--threads", "1", "--out", str(out)]
+    result = runner.invoke(_app(), args)
+    assert result.exit_code == 0, result.output
+    assert "smallest (w, u)" in result.output or "no (w, u) point" in result.output
+    assert (out / "sweep.json").is_file() and (out / "pareto.png").is_file()
+    result = runner.invoke(_app(), [*args[:3], "8", *args[4:]])
+    assert result.exit_code == 2 and "other options" in result.output

@@ -1,0 +1,60 @@
+"""``reproduce`` end to end on a tiny configuration (one tiny workload, one shape network)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rapidnn.experiments.common import Budget
+from rapidnn.experiments.reproduce import run_reproduce
+
+TINY = Budget(test_images=200, val_images=52, train_batches=2, sim_images=16,
+              approx_images=16, max_epochs=1)
+
+
+def test_reproduce_end_to_end(tiny, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    results = run_reproduce(True, out, shape_networks=["alexnet"], sweep_values=[4, 8],
+                            budget=TINY, progress=False)
+    on_disk = json.loads((out / "results.json").read_text())
+    assert on_disk["quick"] is True and on_disk["workloads"][0]["name"] == "isolet-mlp"
+    assert results["seconds"] == on_disk["seconds"] > 0
+    (entry,) = on_disk["workloads"]
+    for key in ("name", "float_accuracy", "composed_accuracy", "quality_loss",
+                "weight_clusters", "input_clusters", "vs", "memory", "seconds"):
+        assert key in entry
+    assert 0 <= entry["float_accuracy"] <= 1 and 0 <= entry["composed_accuracy"] <= 1
+    assert entry["quality_loss"] == pytest.approx(entry["float_accuracy"]
+                                                  - entry["composed_accuracy"])
+    assert (entry["weight_clusters"], entry["input_clusters"]) == (16, 16)
+    assert entry["test_images"] == 200
+    for base in ("isaac", "pipelayer", "gpu"):
+        assert entry["vs"][base]["energy_efficiency"] > 0 and entry["vs"][base]["speedup"] > 0
+        assert on_disk["geomean"][base]["energy_efficiency"] == pytest.approx(
+            entry["vs"][base]["energy_efficiency"])
+    assert entry["memory"]["bytes_per_neuron"] > 0 and entry["memory"]["layers"]
+    assert entry["approximation"]["rows"][0]["bits"] is None
+    assert entry["retrain"]["epochs"] <= 1
+    assert set(on_disk["machine"]) >= {"platform", "cpu_count", "torch"}
+    (shape,) = on_disk["shape_networks"]
+    assert shape["name"] == "alexnet" and shape["accuracy"] is None
+    assert [(p["weight_clusters"], p["input_clusters"])
+            for p in on_disk["sweeps"]["points"]["isolet-mlp"]] == [(4, 4), (8, 8)]
+
+    md = (out / "report.md").read_text()
+    page = (out / "report.html").read_text()
+    assert "QUICK MODE" in md and "QUICK MODE" in page
+    assert "68.4x" in md and "not available offline" in md and "alexnet (shape only)" in md
+    assert md.count("](plots/") == 4 and all((out / "plots" / p).is_file() for p in (
+        "accuracy_vs_wu.png", "pareto.png", "accuracy_vs_bits.png", "layers_isolet-mlp.png"))
+    assert page.count('src="data:image/png;base64,iVBOR') == 4
+    assert 'src="plots/' not in page
+    assert not list(out.rglob("*.tmp"))
+
+    # a second run reuses the store: the retrained model is not retrained again
+    again = run_reproduce(True, out, shape_networks=[], sweep_values=[4, 8], budget=TINY,
+                          progress=False)
+    assert again["workloads"][0]["retrain"]["cached"] is True
+    assert again["workloads"][0]["composed_accuracy"] == entry["composed_accuracy"]

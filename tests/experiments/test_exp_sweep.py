@@ -1,0 +1,112 @@
+"""``sweep``: points, resumability, option changes, Pareto front, smallest (w, u)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import rapidnn.experiments.sweep as sweep
+from rapidnn.experiments.common import Budget, parse_int_list
+
+TINY = Budget(test_images=200, val_images=52, train_batches=2, sim_images=16,
+              approx_images=16, max_epochs=1)
+
+
+@pytest.fixture
+def counter(monkeypatch: pytest.MonkeyPatch):
+    calls: list[tuple[int, int]] = []
+    real = sweep.evaluate_point
+
+    def counting(wl, w, u, *args, **kwargs):
+        calls.append((w, u))
+        return real(wl, w, u, *args, **kwargs)
+
+    monkeypatch.setattr(sweep, "evaluate_point", counting)
+    return calls
+
+
+def _run(out: Path, **kw):
+    args = {"quick": True, "out": out, "budget": TINY, "progress": False}
+    return sweep.run_sweep("isolet-mlp", kw.pop("ws", [4, 8]), kw.pop("us", [4]),
+                           **{**args, **kw})
+
+
+def test_sweep_points_files_and_resume(tiny, counter, tmp_path: Path) -> None:
+    out = tmp_path / "sw"
+    doc = _run(out)
+    assert counter == [(4, 4), (8, 4)]
+    on_disk = json.loads((out / "sweep.json").read_text())
+    assert on_disk["complete"] and len(on_disk["points"]) == 2
+    for p in on_disk["points"]:
+        assert p["energy_j"] > 0 and p["bytes_per_neuron"] > 0
+        assert p["quality_loss"] == pytest.approx(doc["float_accuracy"]
+                                                  - p["composed_accuracy"])
+    assert (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    assert "w" in (out / "sweep.txt").read_text()
+    assert any(p["pareto"] for p in on_disk["points"])
+
+    counter.clear()
+    again = _run(out)
+    assert counter == []  # every point was already done
+    assert again["points"] == doc["points"]
+
+    with pytest.raises(sweep.SweepOptionsError, match="--restart"):
+        _run(out, us=[4, 8])
+    _run(out, us=[4, 8], restart=True)
+    assert counter == [(4, 4), (4, 8), (8, 4), (8, 8)]
+
+
+def test_interrupted_sweep_resumes(tiny, tmp_path: Path, monkeypatch) -> None:
+    out = tmp_path / "sw"
+    real = sweep.evaluate_point
+    calls: list[tuple[int, int]] = []
+
+    def flaky(wl, w, u, *args, **kwargs):
+        calls.append((w, u))
+        if w == 8:
+            raise KeyboardInterrupt
+        return real(wl, w, u, *args, **kwargs)
+
+    monkeypatch.setattr(sweep, "evaluate_point", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        _run(out)
+    partial = json.loads((out / "sweep.json").read_text())
+    assert not partial["complete"] and [p["weight_clusters"] for p in partial["points"]] == [4]
+    monkeypatch.setattr(sweep, "evaluate_point", real)
+    calls.clear()
+    monkeypatch.setattr(sweep, "evaluate_point",
+                        lambda wl, w, u, *a, **k: (calls.append((w, u)), real(wl, w, u, *a,
+                                                                               **k))[1])
+    doc = _run(out)
+    assert calls == [(8, 4)] and doc["complete"] and len(doc["points"]) == 2
+
+
+def test_sweep_with_retraining(tiny, tmp_path: Path) -> None:
+    doc = _run(tmp_path / "sw", ws=[4], retrain=True, max_epochs=1, plot=False)
+    (p,) = doc["points"]
+    assert p["retrain_epochs"] <= 1 and "accuracy_before_retraining" in p
+    assert doc["options"]["max_epochs"] == 1
+
+
+def test_pareto_and_smallest() -> None:
+    pts = [{"energy_j": 1.0, "composed_accuracy": 0.90, "quality_loss": 0.01,
+            "bits_per_neuron": 10, "weight_clusters": 4, "input_clusters": 4},
+           {"energy_j": 2.0, "composed_accuracy": 0.95, "quality_loss": 0.002,
+            "bits_per_neuron": 40, "weight_clusters": 16, "input_clusters": 16},
+           {"energy_j": 3.0, "composed_accuracy": 0.94, "quality_loss": 0.003,
+            "bits_per_neuron": 30, "weight_clusters": 8, "input_clusters": 16},
+           {"energy_j": 4.0, "composed_accuracy": 0.96, "quality_loss": -0.001,
+            "bits_per_neuron": 80, "weight_clusters": 32, "input_clusters": 32}]
+    assert sweep.pareto_front(pts) == [0, 1, 3]
+    assert sweep.smallest_within_tolerance(pts)["weight_clusters"] == 8
+    assert sweep.smallest_within_tolerance(pts[:1]) is None
+
+
+def test_parse_int_list() -> None:
+    assert parse_int_list("16, 4,8,4", "--w") == [4, 8, 16]
+    for bad, msg in (("4,x", "'x' is not an integer"), ("", "comma-separated"),
+                     ("1,4", "out of range")):
+        with pytest.raises(ValueError, match=msg):
+            parse_int_list(bad, "--w")

@@ -10,7 +10,7 @@ from rapidnn.encoding import activate, thresholds
 
 @settings(max_examples=60, deadline=None)
 @given(act=st.sampled_from(["identity", "relu", "sigmoid", "tanh"]),
-       exponent=st.integers(-12, -6),
+       exponent=st.integers(-12, -9),  # |z| < 6: float tanh/sigmoid do not saturate
        mids=st.lists(st.floats(-3, 3, allow_nan=False).map(lambda v: round(v, 3)), min_size=1,
                      max_size=15))
 def test_threshold_code_equals_nearest_code_of_activated_value(act, exponent, mids):

@@ -327,6 +327,7 @@ def get_composed(workload: str | Workload, weight_clusters: int = 16, input_clus
     t0 = time.perf_counter()
     batches = wl.splits(quick).calibration(n_batches)
     composed = compose(model, batches, weight_clusters, input_clusters, **kwargs)
+    composed.metadata.update({"workload": wl.name, "dataset": wl.dataset})  # for the CLI
     meta = {"compose_seconds": round(time.perf_counter() - t0, 2),
             "float_key": wl.key(quick),
             "bits_per_neuron": composed.memory()["bits_per_neuron"]}

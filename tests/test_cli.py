@@ -88,6 +88,8 @@ def test_model_command_errors(tmp_path):
     path = str(_model_file(tmp_path))
     result = runner.invoke(app, ["simulate", path, "--strategy", "magic"])
     assert result.exit_code == 2
+    result = runner.invoke(app, ["simulate", path, "--dataset", "isolet"])
+    assert result.exit_code == 2 and "do not fit" in result.output
     cfg = tmp_path / "c.yaml"
     cfg.write_text("replication: sideways\n")
     result = runner.invoke(app, ["compare", path, "--config", str(cfg)])

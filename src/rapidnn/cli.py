@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sys
 from collections.abc import Iterator
 from typing import Annotated, Any
@@ -126,6 +127,12 @@ def simulate_cmd(
         if name is None:
             raise ValueError(f"{model}: the model names no dataset; pass --dataset")
         x, y = data.as_tensors(data.load(name, "test"))
+        # a workload may feed the network another layout of the same data (HAR: 6x1x128)
+        shape = composed.source.input.shape
+        if x[0].numel() != math.prod(shape):
+            raise ValueError(f"{name} test inputs of shape {tuple(x.shape[1:])} do not fit the "
+                             f"model's input {shape}")
+        x = x.reshape(x.shape[0], *shape)
         if limit is not None:
             x, y = x[:limit], y[:limit]
         loader = DataLoader(TensorDataset(x, y), batch_size=256)

@@ -11,26 +11,19 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from rapidnn.capture import CapturedGraph
 from rapidnn.config import ComposeConfig
-from rapidnn.ops import Encode, Output, WeightedLayer
+from rapidnn.ops import Encode, Output, SpecModule, WeightedLayer
 
 
-class Codebook(nn.Module):
+class Codebook(SpecModule):
     """An input codebook (one per code tensor): sorted float centroids and their fixed point.
 
     ``levels_<b>`` buffers hold the coarser codebooks of a tree codebook (2**b entries).
     """
-
-    def __init__(self, spec: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
-        super().__init__()
-        self.spec = dict(spec)
-        for key, t in tensors.items():
-            self.register_buffer(key, t)
 
     @property
     def size(self) -> int:
@@ -130,7 +123,7 @@ class ComposedModel(nn.Module):
     # execution -------------------------------------------------------------------------
     def integer_forward(self, x: torch.Tensor) -> IntegerResult:
         """Run the integer semantics; return every accumulator, every code and the output."""
-        _check_input(x, self.source.input.shape)
+        check_input(x, self.source.input.shape)
         codes: dict[str, torch.Tensor] = {}
         ints: dict[str, torch.Tensor] = {}
         out = None
@@ -188,15 +181,14 @@ class ComposedModel(nn.Module):
                 f"acc_bits={c.acc_bits}")
 
 
-def _check_input(x: torch.Tensor, shape: tuple[int, ...]) -> None:
+def check_input(x: torch.Tensor, shape: tuple[int, ...]) -> None:
+    """A batch of the model's input shape with finite values (one clear error otherwise)."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"expected a tensor input, got {type(x).__name__}")
     if tuple(x.shape[1:]) != tuple(shape):
         raise ValueError(f"input shape {tuple(x.shape)} does not match the composed model's "
                          f"input (batch, {', '.join(map(str, shape))})")
-    if x.is_floating_point() and not torch.isfinite(x).all():
+    # a finite sum proves every value finite (cheap); otherwise check element by element
+    if x.is_floating_point() and not math.isfinite(float(x.sum())) and \
+            not bool(torch.isfinite(x).all()):
         raise ValueError("input contains NaN or infinite values")
-
-
-def as_numpy(t: torch.Tensor) -> np.ndarray:
-    return t.detach().cpu().numpy()

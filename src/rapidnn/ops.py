@@ -30,16 +30,20 @@ def exact_float_math():
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
 
 
-class ComposedOp(nn.Module):
-    """Base class: ``spec`` is JSON data, tensors are buffers; ``run`` reads/writes the env."""
-
-    kind: ClassVar[str] = ""
+class SpecModule(nn.Module):
+    """A module made of JSON ``spec`` data and tensor buffers: exactly what a file stores."""
 
     def __init__(self, spec: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
         super().__init__()
         self.spec = dict(spec)
         for key, t in tensors.items():
             self.register_buffer(key, t)
+
+
+class ComposedOp(SpecModule):
+    """Base class of the composed operations; ``run`` reads and writes the value env."""
+
+    kind: ClassVar[str] = ""
 
     @property
     def name(self) -> str:

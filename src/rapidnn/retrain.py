@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
@@ -28,6 +27,7 @@ from rapidnn.capture import CapturedGraph, float_op
 from rapidnn.compose import calibration_batches, compose_graph, make_plan
 from rapidnn.composed import ComposedModel
 from rapidnn.ops import WeightedLayer
+from rapidnn.training import fit_epoch
 
 
 @dataclass
@@ -200,18 +200,11 @@ def _train_epoch(model: ClusterAwareModel, data: Iterable[Any], lr: float, bar: 
     if bar is not None:
         task = bar.add_task(f"retrain epoch {epoch}/{max_epochs}",
                             total=total() if total else None)
-    losses = []
-    for x, y in data:
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-        if bar is not None:
-            bar.advance(task)
+    loss = fit_epoch(model, data, opt,
+                     on_batch=None if bar is None else lambda i: bar.advance(task))
     if bar is not None:
         bar.remove_task(task)
-    return sum(losses) / max(1, len(losses))
+    return loss
 
 
 class _NoProgress:

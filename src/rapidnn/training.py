@@ -73,16 +73,25 @@ def train(model: nn.Module, data: Iterable[Any], epochs: int, lr: float = 1e-3,
     history = []
     model.train()
     for epoch in range(epochs):
-        losses = []
-        for x, y in data:
-            opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
-            if on_batch is not None:
-                on_batch(epoch, len(losses))
-        history.append(sum(losses) / len(losses))
+        history.append(fit_epoch(model, data, opt, sched,
+                                 None if on_batch is None else lambda i, e=epoch: on_batch(e, i)))
     model.eval()
     return history
+
+
+def fit_epoch(model: nn.Module, data: Iterable[Any], opt: torch.optim.Optimizer,
+              sched: torch.optim.lr_scheduler.LRScheduler | None = None,
+              on_batch: Callable[[int], None] | None = None) -> float:
+    """One epoch of cross-entropy training; returns the mean loss. ``on_batch(i)`` after each."""
+    losses = []
+    for x, y in data:
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        if sched is not None:
+            sched.step()
+        losses.append(loss.item())
+        if on_batch is not None:
+            on_batch(len(losses))
+    return sum(losses) / max(1, len(losses))

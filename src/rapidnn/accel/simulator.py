@@ -12,7 +12,6 @@ equals ``composed(inputs)``; ``approx_bits`` turns on the approximate (truncated
 from __future__ import annotations
 
 import copy
-import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ from rapidnn.accel.rna import (
     WeightedStage,
 )
 from rapidnn.accel.trace import LayerTrace, Trace
-from rapidnn.composed import ComposedModel
+from rapidnn.composed import ComposedModel, check_input
 from rapidnn.ops import (
     AddAligned,
     AvgPoolSum,
@@ -222,7 +221,7 @@ class Simulator:
     def run(self, x: torch.Tensor) -> SimResult:
         """Simulate one batch."""
         cm, cfg = self.composed, self.config
-        _check_input(x, cm.source.input.shape)
+        check_input(x, cm.source.input.shape)
         if x.device != self.device:
             x = x.to(self.device)
         env = Env(self.decode)
@@ -280,18 +279,6 @@ def _device_of(composed: ComposedModel) -> torch.device:
     for b in composed.buffers():
         return b.device
     return torch.device("cpu")
-
-
-def _check_input(x: torch.Tensor, shape: tuple[int, ...]) -> None:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"expected a tensor input, got {type(x).__name__}")
-    if tuple(x.shape[1:]) != tuple(shape):
-        raise ValueError(f"input shape {tuple(x.shape)} does not match the composed model's "
-                         f"input (batch, {', '.join(map(str, shape))})")
-    # a finite sum proves every value finite; otherwise check element by element
-    if x.is_floating_point() and not math.isfinite(float(x.sum())) and \
-            not bool(torch.isfinite(x).all()):
-        raise ValueError("input contains NaN or infinite values")
 
 
 def simulate(composed: ComposedModel, inputs: torch.Tensor,

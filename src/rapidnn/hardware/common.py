@@ -6,10 +6,12 @@ Energy per inference (hardware-parameters.md §6.2; docs/hardware.md §3):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rapidnn.hardware import pipeline
 from rapidnn.hardware.estimate import Estimate, EstimateOptions, LayerEstimate
+from rapidnn.hardware.network import LayerShape, NetworkShape
 from rapidnn.hardware.spec import HardwareSpec
 
 Events = dict[str, float]  # "component.action" -> count per inference
@@ -78,3 +80,29 @@ def assemble(spec: HardwareSpec, network: str, costs: list[LayerCost], units_per
         energy_j=dyn + static_e, static_energy_j=static_e, latency_s=lat, throughput_ips=thr,
         area_mm2=spec.chip_area_mm2() * chips, chips=chips, units_used=used,
         units_available=budget, notes=notes)
+
+
+PUBLISHED_ENERGY_NOTE = "energy = 2·MACs / published GOPS/W (baseline_energy=published_efficiency)"
+
+
+def crossbar_costs(net: NetworkShape, spec: HardwareSpec, t_pos: float,
+                   units: Callable[[LayerShape], int],
+                   events: Callable[[LayerShape], Events]) -> list[LayerCost]:
+    """Per-layer costs of a position-serial crossbar design (ISAAC, PipeLayer): a weighted
+    layer is one pipeline stage of ``positions · t_pos`` that can be replicated per position."""
+    costs = []
+    for layer in net.layers:
+        stage = None
+        if layer.weighted:
+            stage = pipeline.Stage(layer.name, layer.positions * t_pos, units(layer),
+                                   max_copies=layer.positions, fill_s=t_pos)
+        costs.append(LayerCost(layer.name, layer.kind, events(layer), stage))
+    return costs
+
+
+def use_published_efficiency(costs: list[LayerCost], net: NetworkShape,
+                             spec: HardwareSpec) -> None:
+    """Replace modelled energy by ``2 · MACs / published GOPS/W`` (hardware.md §9, H8)."""
+    pe = spec.published["gops_per_w"].to("GOPS/W") * 1e9
+    for c, layer in zip(costs, net.layers, strict=True):
+        c.energy_override_j = 2 * layer.macs / pe

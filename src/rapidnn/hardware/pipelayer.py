@@ -18,8 +18,13 @@ from __future__ import annotations
 
 import math
 
-from rapidnn.hardware import pipeline
-from rapidnn.hardware.common import Events, LayerCost, assemble
+from rapidnn.hardware.common import (
+    PUBLISHED_ENERGY_NOTE,
+    Events,
+    assemble,
+    crossbar_costs,
+    use_published_efficiency,
+)
 from rapidnn.hardware.estimate import Estimate, EstimateOptions
 from rapidnn.hardware.network import LayerShape, NetworkShape
 from rapidnn.hardware.spec import HardwareSpec
@@ -76,20 +81,12 @@ def peak_ops_per_s(spec: HardwareSpec) -> float:
 
 def estimate(net: NetworkShape, spec: HardwareSpec, options: EstimateOptions) -> Estimate:
     """Energy, latency, throughput, area of ``net`` on PipeLayer."""
-    t_pos = position_time_s(spec)
-    costs: list[LayerCost] = []
-    for layer in net.layers:
-        stage = None
-        if layer.weighted:
-            stage = pipeline.Stage(layer.name, layer.positions * t_pos,
-                                   layer_arrays(spec, layer), max_copies=layer.positions,
-                                   fill_s=t_pos)
-        costs.append(LayerCost(layer.name, layer.kind, layer_events(spec, layer), stage))
+    costs = crossbar_costs(net, spec, position_time_s(spec),
+                           lambda layer: layer_arrays(spec, layer),
+                           lambda layer: layer_events(spec, layer))
     notes = ["integrate-and-fire, counters and spike drivers carry no energy "
              "(none in the reference)"]
     if options.baseline_energy == "published_efficiency":
-        pe = spec.published["gops_per_w"].to("GOPS/W") * 1e9
-        for c, layer in zip(costs, net.layers, strict=True):
-            c.energy_override_j = 2 * layer.macs / pe
-        notes = ["energy = 2·MACs / published GOPS/W (baseline_energy=published_efficiency)"]
+        use_published_efficiency(costs, net, spec)
+        notes = [PUBLISHED_ENERGY_NOTE]
     return assemble(spec, net.name, costs, arrays_per_chip(spec), options, notes)

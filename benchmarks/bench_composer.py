@@ -18,33 +18,20 @@ import torch
 from rich.console import Console
 
 import rapidnn
-from rapidnn.demo import mnist_splits, trained_mlp
-from rapidnn.models import LeNet5
 from rapidnn.retrain import accuracy, retrain
-from rapidnn.training import load_cached, recipe_key, save_cached, train
-
-LENET_RECIPE = {"model": "lenet5-bn", "dataset": "fashion_mnist", "epochs": 8, "lr": 2e-3,
-                "batch": 128, "val": 10_000, "seed": 0}
+from rapidnn.workloads import get_workload
+from rapidnn.workloads.store import get_trained
 
 
-def trained_lenet(splits, console: Console) -> torch.nn.Module:
-    torch.manual_seed(0)
-    model = LeNet5()
-    key = recipe_key("fashion-lenet5", LENET_RECIPE)
-    if not load_cached(model, key):
-        train(model, splits.train, LENET_RECIPE["epochs"], lr=LENET_RECIPE["lr"], seed=0)
-        save_cached(model, key, LENET_RECIPE)
-    return model.eval()
-
-
-def run(name, model, splits, w, u, max_epochs, rows, console):
+def run(name, model, w, u, max_epochs, rows, console):
+    splits = get_workload(name).splits()  # fresh loaders for every configuration
+    train, val, test = splits.train_loader(augment=False), splits.val_loader(), splits.test_loader()
     t0 = time.perf_counter()
-    float_acc = accuracy(model, splits.test)
-    cm = rapidnn.compose(model, splits.train, w, u, calibration_batches=20)
-    before = accuracy(cm, splits.test)
-    res = retrain(cm, splits.train, splits.val, tolerance=0.003, max_epochs=max_epochs,
-                  progress=False)
-    after = accuracy(res.composed, splits.test)
+    float_acc = accuracy(model, test)
+    cm = rapidnn.compose(model, train, w, u, calibration_batches=20)
+    before = accuracy(cm, test)
+    res = retrain(cm, train, val, tolerance=0.003, max_epochs=max_epochs, progress=False)
+    after = accuracy(res.composed, test)
     row = {"network": name, "w": w, "u": u, "float_accuracy": float_acc,
            "composed_before": before, "composed_after": after,
            "loss_before_points": 100 * (float_acc - before),
@@ -64,18 +51,16 @@ def main() -> None:
     args = ap.parse_args()
     console = Console()
     rows: list[dict] = []
-    mlp_model = trained_mlp(mnist_splits(), console)
-    splits = mnist_splits()  # fresh loaders: results do not depend on whether we trained
+    mlp_model, _ = get_trained("mnist-mlp", console=console)
     for w, u in ((16, 16), (8, 8), (4, 4)):
-        run("mnist-mlp", mlp_model, splits, w, u, args.max_epochs, rows, console)
-    lenet = trained_lenet(mnist_splits(name="fashion_mnist"), console)
-    fsplits = mnist_splits(name="fashion_mnist")
-    composed = run("fashion-lenet5", lenet, fsplits, 16, 16, args.max_epochs, rows, console)
+        run("mnist-mlp", mlp_model, w, u, args.max_epochs, rows, console)
+    lenet, _ = get_trained("fashion-lenet5", console=console)
+    composed = run("fashion-lenet5", lenet, 16, 16, args.max_epochs, rows, console)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "lenet.rapidnn"
         composed.save(path)
         loaded = rapidnn.load(path)
-        x = next(iter(fsplits.test))[0]
+        x = next(iter(get_workload("fashion-lenet5").splits().test_loader()))[0]
         identical = torch.equal(loaded(x), composed(x))
     console.print(f"LeNet save/load round trip bit-identical: {identical}")
     if args.json:

@@ -40,8 +40,9 @@ from torch.utils.data import DataLoader, TensorDataset
 import rapidnn
 from rapidnn import data
 from rapidnn.accel import SimConfig, Simulator, approximation_sweep, simulate_dataset
-from rapidnn.demo import mnist_splits, trained_mlp
 from rapidnn.models import LeNet5
+from rapidnn.workloads import get_workload
+from rapidnn.workloads.store import get_trained
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "accel"))
 from reference import RefConfig, run_reference
@@ -127,9 +128,9 @@ def main() -> None:
     console.print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
                   f"{platform.processor() or platform.machine()}, batch {args.batch}")
     torch.manual_seed(0)
-    splits = mnist_splits()
-    mlp = trained_mlp(splits, console)
-    mlp_c = rapidnn.compose(mlp, splits.train, 16, 16, calibration_batches=20)
+    mlp, _ = get_trained("mnist-mlp", console=console)
+    train = get_workload("mnist-mlp").splits().train_loader(augment=False)
+    mlp_c = rapidnn.compose(mlp, train, 16, 16, calibration_batches=20)
     xt, yt = data.as_tensors(data.load("mnist", "test"))
     x = xt[: args.batch].contiguous()
     results: dict[str, Any] = {"threads": torch.get_num_threads(), "batch": args.batch}

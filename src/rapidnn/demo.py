@@ -3,62 +3,16 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
-import torch
 from rich.console import Console
-from rich.progress import Progress
-from torch.utils.data import DataLoader, TensorDataset
 
-from rapidnn import data
 from rapidnn.compose import compose
-from rapidnn.models import mlp
 from rapidnn.retrain import accuracy, retrain
-from rapidnn.training import load_cached, recipe_key, save_cached, train
+from rapidnn.workloads import get_workload
+from rapidnn.workloads.store import get_trained
 
-RECIPE = {"model": "mlp-784-512-512-10-relu", "dataset": "mnist", "epochs": 8, "lr": 1e-3,
-          "batch": 128, "val": 10_000, "seed": 0}
-
-
-@dataclass
-class MnistSplits:
-    train: DataLoader
-    val: DataLoader
-    test: DataLoader
-
-
-def mnist_splits(batch: int = 128, val: int = 10_000, seed: int = 0,
-                 name: str = "mnist") -> MnistSplits:
-    """Train/validation split of the training set (seeded) and the official test set."""
-    x, y = data.as_tensors(data.load(name, "train"))
-    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
-    tr, va = perm[val:], perm[:val]
-    xt, yt = data.as_tensors(data.load(name, "test"))
-    gen = torch.Generator().manual_seed(seed)
-    return MnistSplits(
-        DataLoader(TensorDataset(x[tr], y[tr]), batch_size=batch, shuffle=True, generator=gen),
-        DataLoader(TensorDataset(x[va], y[va]), batch_size=1000),
-        DataLoader(TensorDataset(xt, yt), batch_size=1000),
-    )
-
-
-def trained_mlp(splits: MnistSplits, console: Console) -> torch.nn.Module:
-    """The float MLP of :data:`RECIPE`, from the model cache or trained now."""
-    model = mlp()
-    key = recipe_key("mnist-mlp", RECIPE)
-    if load_cached(model, key):
-        console.print(f"float model: loaded from cache ({key})")
-        return model.eval()
-    torch.manual_seed(RECIPE["seed"])
-    model = mlp()
-    with Progress(console=console, transient=True) as bar:
-        task = bar.add_task("training float MLP", total=RECIPE["epochs"] * len(splits.train))
-        train(model, splits.train, RECIPE["epochs"], lr=RECIPE["lr"], seed=RECIPE["seed"],
-              on_batch=lambda e, i: bar.advance(task))
-    save_cached(model, key, RECIPE)
-    console.print(f"float model: trained and cached ({key})")
-    return model.eval()
+WORKLOAD = "mnist-mlp"  # MLP 784-512-512-10, ReLU; recipe and split in rapidnn.workloads
 
 
 def run_demo(weight_clusters: int = 16, input_clusters: int = 16, max_epochs: int = 5,
@@ -68,16 +22,17 @@ def run_demo(weight_clusters: int = 16, input_clusters: int = 16, max_epochs: in
     ``save``: also write the retrained composed model there (a ``.rapidnn`` file)."""
     console = console or Console()
     t0 = time.perf_counter()
-    model = trained_mlp(mnist_splits(), console)
-    splits = mnist_splits()  # fresh loaders: the same batches whether or not we just trained
-    float_acc = accuracy(model, splits.test)
-    composed = compose(model, splits.train, weight_clusters, input_clusters,
-                       calibration_batches=20)
-    before = accuracy(composed, splits.test)
-    result = retrain(composed, splits.train, splits.val, tolerance=0.003, max_epochs=max_epochs)
-    after = accuracy(result.composed, splits.test)
+    workload = get_workload(WORKLOAD)
+    model, _ = get_trained(workload, console=console)
+    splits = workload.splits()  # fresh loaders: the same batches whether or not we just trained
+    train, val, test = splits.train_loader(augment=False), splits.val_loader(), splits.test_loader()
+    float_acc = accuracy(model, test)
+    composed = compose(model, train, weight_clusters, input_clusters, calibration_batches=20)
+    before = accuracy(composed, test)
+    result = retrain(composed, train, val, tolerance=0.003, max_epochs=max_epochs)
+    after = accuracy(result.composed, test)
     if save:
-        result.composed.metadata.update({"dataset": "mnist", "workload": "mnist-mlp"})
+        result.composed.metadata.update({"dataset": workload.dataset, "workload": WORKLOAD})
         result.composed.save(save)
     mem = result.composed.memory()
     figures = {

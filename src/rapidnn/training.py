@@ -1,7 +1,7 @@
-"""Seeded float training and the cache of trained float models.
+"""Seeded float training, and the recipe keys and folder of the trained-model store.
 
-Trained weights are stored with safetensors next to a JSON file holding the recipe; the file
-name carries a hash of the recipe, so a changed recipe never reuses stale weights.
+The store itself is :mod:`rapidnn.workloads.store`; its file names carry a hash of the recipe,
+so a changed recipe never reuses stale weights.
 """
 
 from __future__ import annotations
@@ -9,17 +9,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-from rapidnn.data import cache_root
+from rapidnn.data import ENV_CACHE, cache_root
 
 
 def recipe_key(name: str, recipe: dict[str, Any]) -> str:
@@ -29,37 +27,11 @@ def recipe_key(name: str, recipe: dict[str, Any]) -> str:
 
 
 def models_root() -> Path:
-    """Where trained float models are cached (next to the data cache)."""
-    return cache_root().parent / "models"
-
-
-def load_cached(model: nn.Module, key: str) -> bool:
-    """Fill ``model`` from the cache entry ``key``; False if there is none (or it is stale)."""
-    path = models_root() / f"{key}.safetensors"
-    if not path.is_file():
-        return False
-    try:
-        model.load_state_dict(load_file(str(path)))
-    except (RuntimeError, OSError, ValueError):
-        return False  # a corrupt or incompatible cache entry is retrained and overwritten
-    return True
-
-
-def save_cached(model: nn.Module, key: str, meta: dict[str, Any]) -> Path:
-    """Write ``model``'s weights and ``meta`` atomically under ``key``."""
-    root = models_root()
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / f"{key}.safetensors"
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=root, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata={"recipe": json.dumps(meta, sort_keys=True)})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Where trained float models are cached: ``$RAPIDNN_CACHE/models`` when that variable is
+    set (everything stays inside the folder it names), else ``<user cache>/rapidnn/models``
+    beside the decoded datasets."""
+    root = cache_root()
+    return root / "models" if os.environ.get(ENV_CACHE) else root.parent / "models"
 
 
 def train(model: nn.Module, data: Iterable[Any], epochs: int, lr: float = 1e-3,

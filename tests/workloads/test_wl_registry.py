@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from rapidnn.demo import RECIPE as DEMO_RECIPE
 from rapidnn.training import recipe_key
 from rapidnn.workloads import (
     SHAPE_NETWORKS,
@@ -30,11 +29,6 @@ def test_six_workloads() -> None:
         assert q.epochs < wl.recipe.epochs or (q.train_subset or 10**9) < 10**9
         assert wl.key() != wl.key(quick=True)
         assert wl.key().startswith(f"{name}-") and wl.key(quick=True).startswith(f"{name}-quick-")
-
-
-def test_mnist_key_is_the_demo_key() -> None:
-    assert WORKLOADS["mnist-mlp"].recipe.key_dict() == DEMO_RECIPE
-    assert WORKLOADS["mnist-mlp"].key() == recipe_key("mnist-mlp", DEMO_RECIPE)
 
 
 def test_key_dict_omits_defaults_only() -> None:

@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from rapidnn import data
-from rapidnn.demo import mnist_splits
 from rapidnn.workloads import WORKLOADS, Recipe
 from rapidnn.workloads.splits import _val_indices, har_train_subjects, isolet_speakers
 
@@ -70,16 +69,6 @@ def test_har_subject_split_and_standardisation() -> None:
     assert torch.allclose(x.mean(dim=(0, 2, 3)), torch.zeros(6), atol=1e-4)
     assert torch.allclose(x.std(dim=(0, 2, 3)), torch.ones(6), atol=1e-3)
     assert len(sp.test) == len(data.load("har", "test"))
-
-
-def test_mnist_split_is_the_demo_split() -> None:
-    sp = WORKLOADS["mnist-mlp"].splits()
-    demo = mnist_splits()
-    assert torch.equal(sp.train.tensors[1], demo.train.dataset.tensors[1])
-    assert torch.equal(sp.val.tensors[0], demo.val.dataset.tensors[0])
-    a = next(iter(sp.train_loader()))[1]
-    b = next(iter(demo.train))[1]
-    assert torch.equal(a, b)  # same seeded shuffling
 
 
 @pytest.mark.parametrize("quick", [False, True])

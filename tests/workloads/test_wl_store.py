@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 import rapidnn.workloads as workloads
 import rapidnn.workloads.store as store
-from rapidnn.training import save_cached
 from rapidnn.workloads import WORKLOADS, Recipe, WorkloadError, get_workload
 
 
@@ -106,11 +106,13 @@ def test_corrupt_entry_is_retrained(tiny, tmp_path: Path) -> None:
 
 def test_weights_without_metadata_are_completed(tiny, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """An entry written by rapidnn.training.save_cached (the demo) is reused, not retrained."""
-    monkeypatch.setenv("RAPIDNN_CACHE", str(tmp_path / "data"))  # models_root() = tmp/models
+    """A weights-only entry (an older cache format, no JSON) is reused, not retrained."""
+    monkeypatch.setenv("RAPIDNN_CACHE", str(tmp_path / "data"))  # models_root() = data/models
     monkeypatch.delenv(store.ENV_STORE, raising=False)
     model = tiny.build(seed=1)
-    save_cached(model, tiny.key(), tiny.recipe.key_dict())
+    weights = store.entry_paths(tiny)[0]
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
     monkeypatch.setattr(store, "fit", _fail)
     loaded, info = store.get_trained(tiny, progress=False)
     assert info["train_seconds"] is None and 0 <= info["test_accuracy"] <= 1

@@ -4,7 +4,7 @@ The validation part is always held out of the dataset's *training* split (the of
 split stays untouched). How it is held out is part of the recipe (:class:`Recipe.val_unit`):
 
 * ``"example"``: ``val`` examples drawn by a seeded permutation (MNIST, Fashion-MNIST,
-  CIFAR-10) — exactly the split of :func:`rapidnn.demo.mnist_splits`;
+  CIFAR-10);
 * ``"per_class"``: ``val`` examples of every class, seeded;
 * ``"speaker"``: both utterances of every letter of ``val`` seeded speakers (ISOLET: 3 of
   the 30 isolet1 speakers, 156 rows), so validation is speaker-disjoint like the test set;

@@ -7,9 +7,9 @@ Layout of the store folder (:func:`store_root`: an explicit ``root`` argument, e
     <workload>[-quick]-<recipe hash>.json          info: recipe, float test accuracy, time, ...
     composed/<float key>--<tag>-w<W>-u<U>-<options hash>.rapidnn   (+ .json)
 
-The float key is :meth:`Workload.key` (the same ``name-<hash>`` as
-:func:`rapidnn.training.recipe_key`, so the demo's cached MNIST MLP is found and reused; an
-entry without its JSON gets it written on first use). Every file is written to a temporary
+The float key is :meth:`Workload.key` (``name-<hash>`` from
+:func:`rapidnn.training.recipe_key`; a weights-only entry of an older cache gets its JSON
+written on first use). Every file is written to a temporary
 file in the same folder and renamed into place, so an interrupted write leaves no partial entry.
 A corrupt or incompatible entry is ignored and replaced by retraining / recomposing.
 """

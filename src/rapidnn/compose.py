@@ -48,6 +48,10 @@ from rapidnn.ops import (
     accumulator_range,
 )
 
+#: Version of the composition algorithm: bumped whenever the same model, data and options
+#: compose differently (2: calibration values drawn with replacement), so caches keyed by the
+#: options (rapidnn.workloads.store) never serve a model of another version.
+ALGORITHM_VERSION = 2
 PRODUCERS = ("linear", "conv2d", "avgpool2d", "add")
 WIDE = 2**62  # range of un-saturated integer sums (pooling, residual add)
 

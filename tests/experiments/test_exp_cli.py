@@ -31,6 +31,7 @@ def test_commands_are_registered() -> None:
     ["sweep", "isolet-mlp", "--weight-clusters", "4,x"],
     ["sweep", "isolet-mlp", "--input-clusters", "4,1"],
     ["sweep", "no-such-workload", "--weight-clusters", "4", "--input-clusters", "4"],
+    ["sweep", "isolet-mlp", "--retrain", "--search"],
     ["train", "no-such-workload"],
     ["reproduce", "--workload", "no-such-workload"],
 ])

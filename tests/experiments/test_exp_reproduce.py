@@ -28,7 +28,18 @@ def test_reproduce_end_to_end(tiny, tmp_path: Path) -> None:
     assert 0 <= entry["float_accuracy"] <= 1 and 0 <= entry["composed_accuracy"] <= 1
     assert entry["quality_loss"] == pytest.approx(entry["float_accuracy"]
                                                   - entry["composed_accuracy"])
-    assert (entry["weight_clusters"], entry["input_clusters"]) == (16, 16)
+    points = on_disk["sweeps"]["points"]["isolet-mlp"]
+    assert sorted((p["weight_clusters"], p["input_clusters"]) for p in points) == [
+        (4, 4), (4, 8), (8, 4), (8, 8)]
+    best = entry["smallest_within_tolerance"]
+    if best is None:  # the most accurate point of the sweep is evaluated
+        assert entry["selection"].startswith("most accurate")
+        chosen = min(points, key=lambda p: (p["quality_loss"], p["bits_per_neuron"]))
+    else:
+        assert entry["selection"].startswith("smallest")
+        chosen = best
+    assert (entry["weight_clusters"], entry["input_clusters"]) == (
+        chosen["weight_clusters"], chosen["input_clusters"])
     assert entry["test_images"] == 200
     for base in ("isaac", "pipelayer", "gpu"):
         assert entry["vs"][base]["energy_efficiency"] > 0 and entry["vs"][base]["speedup"] > 0
@@ -40,13 +51,12 @@ def test_reproduce_end_to_end(tiny, tmp_path: Path) -> None:
     assert set(on_disk["machine"]) >= {"platform", "cpu_count", "torch"}
     (shape,) = on_disk["shape_networks"]
     assert shape["name"] == "alexnet" and shape["accuracy"] is None
-    assert [(p["weight_clusters"], p["input_clusters"])
-            for p in on_disk["sweeps"]["points"]["isolet-mlp"]] == [(4, 4), (8, 8)]
 
     md = (out / "report.md").read_text()
     page = (out / "report.html").read_text()
     assert "QUICK MODE" in md and "QUICK MODE" in page
     assert "68.4x" in md and "not available offline" in md and "alexnet (shape only)" in md
+    assert "smallest (w, u) within 0.3 points" in md
     assert md.count("](plots/") == 4 and all((out / "plots" / p).is_file() for p in (
         "accuracy_vs_wu.png", "pareto.png", "accuracy_vs_bits.png", "layers_isolet-mlp.png"))
     assert page.count('src="data:image/png;base64,iVBOR') == 4

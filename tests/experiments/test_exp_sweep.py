@@ -84,10 +84,76 @@ def test_interrupted_sweep_resumes(tiny, tmp_path: Path, monkeypatch) -> None:
 
 
 def test_sweep_with_retraining(tiny, tmp_path: Path) -> None:
-    doc = _run(tmp_path / "sw", ws=[4], retrain=True, max_epochs=1, plot=False)
+    doc = _run(tmp_path / "sw", ws=[4], mode="all", max_epochs=1, plot=False)
     (p,) = doc["points"]
-    assert p["retrain_epochs"] <= 1 and "accuracy_before_retraining" in p
+    assert p["retrain_epochs"] <= 1 and "accuracy_before_retraining" in p and p["retrained"]
     assert doc["options"]["max_epochs"] == 1
+    with pytest.raises(ValueError, match="unknown sweep mode"):
+        _run(tmp_path / "other", mode="some")
+
+
+def _fake_point(losses: dict[tuple[int, int], float], retrained_losses: dict):
+    """An evaluate_point stand-in: memory grows with w and u; loss from the tables."""
+    calls: list[tuple[int, int, bool]] = []
+
+    def point(wl, w, u, quick, splits, budget, float_acc, *, retrain, **kw):
+        calls.append((w, u, retrain))
+        loss = retrained_losses[(w, u)] if retrain else losses[(w, u)]
+        return {"weight_clusters": w, "input_clusters": u, "float_accuracy": float_acc,
+                "composed_accuracy": float_acc - loss, "quality_loss": loss,
+                "accuracy_before_retraining": float_acc - losses[(w, u)],
+                "bits_per_neuron": 10 * w + u, "bytes_per_neuron": (10 * w + u) / 8,
+                "energy_j": 1e-6 * (w + u), "retrained": retrain,
+                **({"retrain_epochs": 1} if retrain else {})}
+
+    return point, calls
+
+
+def test_search_retrains_in_ascending_memory_until_within(tiny, tmp_path, monkeypatch) -> None:
+    # memory order (10 w + u): (4,4) (4,8) (4,16) (8,4) (8,8) (8,16) (16,4) ...
+    before = {(4, 4): 0.1, (4, 8): 0.1, (4, 16): 0.1, (8, 4): 0.015, (8, 8): 0.014,
+              (8, 16): 0.010, (16, 4): 0.002, (16, 8): 0.002, (16, 16): 0.001}
+    after = {k: v / 4 for k, v in before.items()}  # (8, 16) is the first within 0.003
+    point, calls = _fake_point(before, after)
+    monkeypatch.setattr(sweep, "evaluate_point", point)
+    args = {"ws": [4, 8, 16], "us": [4, 8, 16], "mode": "search", "plot": False,
+            "retrain_limit": 0.02}
+    doc = _run(tmp_path / "sw", **args)
+    assert [c for c in calls if c[2]] == [(8, 4, True), (8, 8, True), (8, 16, True)]
+    best = doc["smallest_within_tolerance"]
+    assert (best["weight_clusters"], best["input_clusters"]) == (8, 16) and best["retrained"]
+    status = {(p["weight_clusters"], p["input_clusters"]): p["search"] for p in doc["points"]}
+    assert all(status[(4, u)].startswith("not retrained (loss 10.00 points") for u in (4, 8, 16))
+    assert status[(8, 4)] == status[(8, 8)] == status[(8, 16)] == "retrained"
+    assert all(status[(16, u)].startswith("not needed") for u in (4, 8, 16))
+    calls.clear()  # a rerun resumes: nothing is evaluated again
+    assert _run(tmp_path / "sw", **args)["smallest_within_tolerance"] == best
+    assert calls == []
+
+
+def test_search_reports_most_accurate_when_nothing_is_within(tiny, tmp_path,
+                                                             monkeypatch) -> None:
+    losses = {(4, 4): 0.05, (8, 4): 0.01}
+    point, calls = _fake_point(losses, {(4, 4): 0.04, (8, 4): 0.008})
+    monkeypatch.setattr(sweep, "evaluate_point", point)
+    doc = _run(tmp_path / "sw", mode="search", plot=False)
+    assert calls == [(4, 4, False), (8, 4, False), (8, 4, True)]
+    assert doc["smallest_within_tolerance"] is None
+    assert (doc["most_accurate"]["weight_clusters"], doc["most_accurate"]["quality_loss"]) \
+        == (8, 0.008)
+
+
+def test_search_on_a_real_workload(tiny, tmp_path: Path) -> None:
+    doc = _run(tmp_path / "sw", ws=[4, 8], us=[4, 8], mode="search", retrain_limit=1.0,
+               max_epochs=1, plot=False)
+    first = sweep.search_order(doc["points"])[0]
+    assert first["search"] == "retrained" and first["retrained"]
+    best = doc["smallest_within_tolerance"]
+    if best is not None:  # every point smaller than the answer was retrained and failed
+        for p in sweep.search_order(doc["points"]):
+            if p is best or p == best:
+                break
+            assert p["retrained"] and p["quality_loss"] > 0.003
 
 
 def test_pareto_and_smallest() -> None:

@@ -62,6 +62,12 @@ def sweep_cmd(
     = "4,8,16,32,64",
     retrain: Annotated[bool, typer.Option("--retrain", help="retrain every point to 0.3 "
                                                              "points")] = False,
+    search: Annotated[bool, typer.Option("--search", help="find the smallest (w, u) within 0.3 "
+                                                           "points: retrain in ascending memory "
+                                                           "until one is within")] = False,
+    retrain_limit: Annotated[float, typer.Option(min=0.0, max=100.0, help="--search: do not "
+                                                 "retrain points losing more than this many "
+                                                 "points before retraining")] = 1.5,
     max_epochs: Annotated[int | None, typer.Option(min=0, help="retraining epochs at most")]
     = None,
     quick: Annotated[bool, typer.Option("--quick", help="quick recipe and data subsets")]
@@ -80,11 +86,17 @@ def sweep_cmd(
     from rapidnn.report.tables import sweep_table, to_rich
 
     with _errors():
+        if retrain and search:
+            raise ValueError("--retrain and --search exclude each other: --retrain retrains "
+                             "every point, --search only until the smallest one within 0.3 "
+                             "points is found")
         ws = parse_int_list(weight_clusters, "--weight-clusters")
         us = parse_int_list(input_clusters, "--input-clusters")
         _threads(threads)
-        doc = run_sweep(workload, ws, us, retrain=retrain, max_epochs=max_epochs, quick=quick,
-                        out=out, restart=restart, console=Console(stderr=True))
+        mode = "all" if retrain else "search" if search else "none"
+        doc = run_sweep(workload, ws, us, mode=mode, max_epochs=max_epochs, quick=quick,
+                        out=out, restart=restart, console=Console(stderr=True),
+                        retrain_limit=retrain_limit / 100)
     if as_json:
         _json(doc)
         return

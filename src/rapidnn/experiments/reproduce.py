@@ -1,13 +1,15 @@
 """``rapidnn reproduce``: the paper's evaluation for every workload, as JSON, Markdown, HTML.
 
 For each workload of :data:`rapidnn.workloads.WORKLOADS`: train or load the float model
-(quick recipe with ``quick``), compose at (w, u) = (16, 16), retrain to 0.3 points on the
-validation data, measure float and composed test accuracy on the same test examples, run the
-accelerator simulator exactly and with approximate AM search, and compare RAPIDNN with ISAAC,
-PipeLayer and a GPU on the simulator's trace. The ImageNet-shape networks
+(quick recipe with ``quick``); sweep the (w, u) grid in search mode
+(:mod:`rapidnn.experiments.sweep`: every point composed and measured, then retrained in
+ascending memory until one is within 0.3 points), which gives the smallest (w, u) within
+tolerance; at that point (or, when no point is within tolerance, at the most accurate one)
+measure float and composed test accuracy on the same test examples, run the accelerator
+simulator exactly and with approximate AM search, and compare RAPIDNN with ISAAC, PipeLayer
+and a GPU on the simulator's trace. The ImageNet-shape networks
 (:data:`rapidnn.workloads.SHAPE_NETWORKS`) add hardware-only rows (synthetic traces from
-their layer shapes; ImageNet is not available offline, so no accuracy). A small (w, u) sweep
-of the cheap workloads feeds the accuracy-vs-(w, u) and Pareto plots.
+their layer shapes; ImageNet is not available offline, so no accuracy).
 """
 
 from __future__ import annotations
@@ -32,16 +34,14 @@ from rapidnn.experiments.common import (
 )
 from rapidnn.workloads import Workload, get_workload
 
-W = U = 16
-CHEAP = ("mnist-mlp", "isolet-mlp", "har-cnn")
 QUICK_SWEEP = (4, 16)
 FULL_SWEEP = (4, 8, 16, 32, 64)
 
 
-def evaluate_workload(wl: Workload, quick: bool, budget: Budget, *, progress: bool = True,
-                      console: Console | None = None,
+def evaluate_workload(wl: Workload, quick: bool, budget: Budget, w: int = 16, u: int = 16, *,
+                      progress: bool = True, console: Console | None = None,
                       root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """One row of the evaluation (see the module docstring); accuracies are fractions."""
+    """One row of the evaluation at ``(w, u)`` (module docstring); accuracies are fractions."""
     from rapidnn.accel.simulator import approximation_sweep, simulate_dataset
     from rapidnn.accel.trace import Trace
     from rapidnn.costs import compare
@@ -54,7 +54,7 @@ def evaluate_workload(wl: Workload, quick: bool, budget: Budget, *, progress: bo
     test = loader(splits.test, budget.test_images)
     with torch.no_grad():
         float_acc = accuracy(model, test)
-    composed, final, rinfo = retrained(wl, W, U, quick, splits, budget, progress=progress,
+    composed, final, rinfo = retrained(wl, w, u, quick, splits, budget, progress=progress,
                                        console=console, root=root)
     with torch.no_grad():
         before = accuracy(composed, test)
@@ -77,7 +77,7 @@ def evaluate_workload(wl: Workload, quick: bool, budget: Budget, *, progress: bo
         "composed_accuracy": after,
         "quality_loss": float_acc - after,
         "within_tolerance": float_acc - after <= TOLERANCE,
-        "weight_clusters": W, "input_clusters": U,
+        "weight_clusters": w, "input_clusters": u,
         "retrain": {**rinfo["retrain"], "cached": rinfo["cached"], "path": rinfo["path"]},
         "simulation": {k: sim[k] for k in ("images", "accuracy", "agreement",
                                            "composed_accuracy", "totals", "seconds")},
@@ -119,19 +119,25 @@ def evaluate_shape(name: str) -> dict[str, Any]:
             "seconds": round(time.perf_counter() - t0, 2)}
 
 
+def _point(p: dict[str, Any] | None) -> dict[str, Any] | None:
+    keys = ("weight_clusters", "input_clusters", "composed_accuracy", "quality_loss",
+            "bytes_per_neuron", "retrain_epochs")
+    return None if p is None else {k: p.get(k) for k in keys}
+
+
 def run_reproduce(quick: bool = False, out: str | os.PathLike[str] = "results", *,
                   workloads: Sequence[str] | None = None,
                   shape_networks: Sequence[str] | None = None,
-                  sweep_workloads: Sequence[str] | None = None,
                   sweep_values: Sequence[int] | None = None, budget: Budget | None = None,
                   progress: bool = True, console: Console | None = None,
                   root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Run the evaluation and write ``results.json``, ``report.md``, ``report.html`` and the
-    plots (``plots/*.png``) into ``out``; returns the content of ``results.json``."""
+    plots (``plots/*.png``) into ``out``; returns the content of ``results.json``. The sweep
+    of each workload is kept in ``out/sweeps/<workload>/sweep.json`` (a rerun resumes it)."""
     from rich.progress import Progress
 
     from rapidnn import workloads as registry
-    from rapidnn.experiments.sweep import run_sweep
+    from rapidnn.experiments.sweep import RETRAIN_LIMIT, run_sweep
     from rapidnn.hardware import summarize_comparisons
 
     t0 = time.perf_counter()
@@ -143,19 +149,32 @@ def run_reproduce(quick: bool = False, out: str | os.PathLike[str] = "results", 
     wls = [get_workload(n) for n in names]
     shapes = list(shape_networks) if shape_networks is not None else list(
         registry.SHAPE_NETWORKS)
-    if sweep_workloads is None:
-        sweep_workloads = [n for n in names if n in CHEAP] or names[:1]
     values = list(sweep_values or (QUICK_SWEEP if quick else FULL_SWEEP))
 
     entries: list[dict[str, Any]] = []
+    sweeps: dict[str, list[dict[str, Any]]] = {}
     with Progress(console=console, transient=True, disable=not progress) as bar:
         task = bar.add_task("reproduce", total=len(wls) + len(shapes))
         for wl in wls:
             bar.update(task, description=f"reproduce: {wl.name}")
-            entries.append(evaluate_workload(wl, quick, budget, progress=progress,
-                                             console=console, root=root))
-            e = entries[-1]
-            console.print(f"{wl.name}: float {e['float_accuracy']:.4f}, composed "
+            t1 = time.perf_counter()
+            doc = run_sweep(wl, values, values, mode="search", quick=quick,
+                            out=folder / "sweeps" / wl.name, budget=budget, progress=progress,
+                            console=console, root=root, plot=False)
+            sweeps[wl.name] = doc["points"]
+            smallest = doc["smallest_within_tolerance"]
+            chosen = smallest or doc["most_accurate"]
+            e = evaluate_workload(wl, quick, budget, chosen["weight_clusters"],
+                                  chosen["input_clusters"], progress=progress,
+                                  console=console, root=root)
+            e["selection"] = ("smallest (w, u) within tolerance" if smallest is not None
+                              else "most accurate (w, u): none within tolerance")
+            e["smallest_within_tolerance"] = _point(smallest)
+            e["sweep_seconds"] = doc["seconds_this_run"]
+            e["seconds"] = round(time.perf_counter() - t1, 2)
+            entries.append(e)
+            console.print(f"{wl.name}: (w, u) = ({e['weight_clusters']}, "
+                          f"{e['input_clusters']}), float {e['float_accuracy']:.4f}, composed "
                           f"{e['composed_accuracy']:.4f} (loss {100 * e['quality_loss']:+.2f} "
                           f"points), {e['seconds']:.0f} s")
             bar.advance(task)
@@ -165,13 +184,6 @@ def run_reproduce(quick: bool = False, out: str | os.PathLike[str] = "results", 
             shape_rows.append(evaluate_shape(name))
             bar.advance(task)
 
-    sweeps: dict[str, list[dict[str, Any]]] = {}
-    for name in sweep_workloads:
-        doc = run_sweep(name, values, values, retrain=not quick, quick=quick,
-                        out=folder / "sweeps" / name, budget=budget, progress=progress,
-                        console=console, root=root, plot=False, diagonal=True)
-        sweeps[name] = doc["points"]
-
     ratios = [e["vs"] for e in entries]
     pick = ("energy_efficiency", "speedup")
     geomean = summarize_comparisons([{b: {k: v[k] for k in pick} for b, v in r.items()}
@@ -180,11 +192,12 @@ def run_reproduce(quick: bool = False, out: str | os.PathLike[str] = "results", 
         [{b: {k: v[k] for k in pick} for b, v in r.items()}
          for r in ratios + [s["vs"] for s in shape_rows]]) if ratios or shape_rows else {}
     results = {
-        "format": "rapidnn-reproduce-v1", "quick": quick, "budget": budget.to_dict(),
-        "weight_clusters": W, "input_clusters": U, "tolerance": TOLERANCE,
+        "format": "rapidnn-reproduce-v2", "quick": quick, "budget": budget.to_dict(),
+        "tolerance": TOLERANCE,
         "workloads": entries, "shape_networks": shape_rows,
         "geomean": geomean, "geomean_with_shapes": geomean_all,
-        "sweeps": {"values": values, "retrained": not quick, "points": sweeps},
+        "sweeps": {"values": values, "mode": "search", "retrain_limit": RETRAIN_LIMIT,
+                   "points": sweeps},
         "machine": machine(), "seconds": None,
     }
     from rapidnn.report.build import write_report

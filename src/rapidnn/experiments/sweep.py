@@ -1,5 +1,12 @@
 """Accuracy, memory and energy over a grid of (weight clusters w, input clusters u).
 
+Three retraining modes: ``"none"`` (composed models only), ``"all"`` (every point retrained
+to the tolerance) and ``"search"``: every point is composed and measured, then points are
+retrained in ascending memory per neuron until one is within the tolerance; that point is
+the smallest (w, u) within tolerance, and larger points are not retrained. Points whose loss
+before retraining exceeds ``retrain_limit`` are not retrained (our choice, see
+``docs/reproduce.md``: a few retraining epochs recover fractions of a point, not several).
+
 :func:`run_sweep` writes ``<out>/sweep.json`` after every point (atomically), so an
 interrupted sweep resumes where it stopped: a rerun with the same options skips the finished
 points; a rerun with different options raises :class:`SweepOptionsError` (or starts afresh
@@ -32,6 +39,9 @@ from rapidnn.experiments.common import (
 from rapidnn.workloads import Workload, get_workload
 
 FORMAT = "rapidnn-sweep-v1"
+MODES = ("none", "all", "search")
+#: search mode: points losing more than this before retraining are not retrained (a fraction)
+RETRAIN_LIMIT = 0.015
 
 
 class SweepOptionsError(ValueError):
@@ -39,11 +49,12 @@ class SweepOptionsError(ValueError):
 
 
 def sweep_options(wl: Workload, weight_clusters: list[int], input_clusters: list[int],
-                  retrain: bool, max_epochs: int | None, quick: bool,
-                  budget: Budget) -> dict[str, Any]:
+                  mode: str, max_epochs: int | None, quick: bool, budget: Budget,
+                  retrain_limit: float = RETRAIN_LIMIT) -> dict[str, Any]:
     return {"workload": wl.name, "float_key": wl.key(quick), "quick": quick,
             "weight_clusters": list(weight_clusters), "input_clusters": list(input_clusters),
-            "retrain": retrain, "max_epochs": max_epochs if retrain else None,
+            "mode": mode, "max_epochs": max_epochs if mode != "none" else None,
+            "retrain_limit": retrain_limit if mode == "search" else None,
             "tolerance": TOLERANCE, "budget": budget.to_dict()}
 
 
@@ -67,9 +78,11 @@ def evaluate_point(wl: Workload, w: int, u: int, quick: bool, splits: Any, budge
         row["accuracy_before_retraining"] = accuracy(composed, test)
         row["retrain_epochs"] = info["retrain"]["epochs"]
         row["converged"] = info["retrain"]["converged"]
+        row["composed_accuracy"] = accuracy(final, test)
     else:
         final, _ = get_composed(wl, w, u, quick, progress, root=root, console=console)
-    row["composed_accuracy"] = accuracy(final, test)
+        row["composed_accuracy"] = row["accuracy_before_retraining"] = accuracy(final, test)
+    row["retrained"] = retrain
     row["float_accuracy"] = float_accuracy
     row["quality_loss"] = float_accuracy - row["composed_accuracy"]
     mem = final.memory()
@@ -114,35 +127,80 @@ def pareto_front(points: list[dict[str, Any]], x: str = "energy_j",
     return front
 
 
+def _size(p: dict[str, Any]) -> tuple[float, int, int]:
+    return p["bits_per_neuron"], p["weight_clusters"], p["input_clusters"]
+
+
 def smallest_within_tolerance(points: list[dict[str, Any]],
                               tolerance: float = TOLERANCE) -> dict[str, Any] | None:
     """The point with the least memory per neuron whose quality loss is within tolerance."""
     ok = [p for p in points if p["quality_loss"] <= tolerance + 1e-12]
-    return min(ok, key=lambda p: (p["bits_per_neuron"], p["weight_clusters"],
-                                  p["input_clusters"])) if ok else None
+    return min(ok, key=_size) if ok else None
+
+
+def most_accurate(points: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The point with the least quality loss (the smaller one on a tie)."""
+    return min(points, key=lambda p: (p["quality_loss"], *_size(p))) if points else None
+
+
+def search_order(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Points in the order the search retrains them: ascending memory per neuron."""
+    return sorted(points, key=_size)
+
+
+def _search(wl: Workload, points: list[dict[str, Any]], quick: bool, splits: Any,
+            budget: Budget, float_acc: float, max_epochs: int | None, retrain_limit: float, *,
+            save: Any, progress: bool, console: Console | None,
+            root: str | os.PathLike[str] | None) -> None:
+    """Retrain in ascending memory until a point is within tolerance (updates ``points`` in
+    place and sets each point's ``search`` status; resumes from points already retrained)."""
+    found = False
+    for p in search_order(points):
+        if found:
+            p["search"] = "not needed (a smaller point is within tolerance)"
+            continue
+        if p.get("search") != "retrained":
+            if p["quality_loss"] > retrain_limit + 1e-12:
+                p["search"] = (f"not retrained (loss {100 * p['quality_loss']:.2f} points > "
+                               f"limit {100 * retrain_limit:.2f})")
+                continue
+            w, u = p["weight_clusters"], p["input_clusters"]
+            p.clear()
+            p.update(evaluate_point(wl, w, u, quick, splits, budget, float_acc, retrain=True,
+                                    max_epochs=max_epochs, progress=progress, console=console,
+                                    root=root))
+            p["search"] = "retrained"
+            save()
+        found = p["quality_loss"] <= TOLERANCE + 1e-12
 
 
 def run_sweep(workload: str | Workload, weight_clusters: list[int], input_clusters: list[int],
-              *, retrain: bool = False, max_epochs: int | None = None, quick: bool = False,
+              *, mode: str = "none", max_epochs: int | None = None, quick: bool = False,
               out: str | os.PathLike[str] = "sweep", restart: bool = False,
               budget: Budget | None = None, progress: bool = True,
               console: Console | None = None, root: str | os.PathLike[str] | None = None,
-              plot: bool = True, diagonal: bool = False) -> dict[str, Any]:
-    """Run (or resume) the sweep and return the content of ``sweep.json``. With ``diagonal``
-    the points are ``zip(weight_clusters, input_clusters)`` instead of the full grid."""
+              plot: bool = True, diagonal: bool = False,
+              retrain_limit: float = RETRAIN_LIMIT) -> dict[str, Any]:
+    """Run (or resume) the sweep and return the content of ``sweep.json``. ``mode`` is one of
+    :data:`MODES` (module docstring). With ``diagonal`` the points are
+    ``zip(weight_clusters, input_clusters)`` instead of the full grid."""
     from rich.progress import Progress
 
     from rapidnn.retrain import accuracy
     from rapidnn.workloads.store import get_trained
 
+    if mode not in MODES:
+        raise ValueError(f"unknown sweep mode {mode!r} ({', '.join(MODES)})")
+    if not 0 <= retrain_limit <= 1:
+        raise ValueError(f"retrain limit must be a fraction in [0, 1], got {retrain_limit}")
     wl = get_workload(workload)
     budget = budget or budget_for(quick)
-    if retrain and max_epochs is None:
+    if mode != "none" and max_epochs is None:
         max_epochs = budget.max_epochs
     folder = Path(out)
     path = folder / "sweep.json"
-    options = sweep_options(wl, weight_clusters, input_clusters, retrain, max_epochs, quick,
-                            budget)
+    options = sweep_options(wl, weight_clusters, input_clusters, mode, max_epochs, quick,
+                            budget, retrain_limit)
     options["diagonal"] = diagonal
     grid = (list(zip(weight_clusters, input_clusters, strict=True)) if diagonal
             else list(product(weight_clusters, input_clusters)))
@@ -167,16 +225,21 @@ def run_sweep(workload: str | Workload, weight_clusters: list[int], input_cluste
         for w, u in todo:
             bar.update(task, description=f"sweep {wl.name} w={w} u={u}")
             points.append(evaluate_point(wl, w, u, quick, splits, budget, float_acc,
-                                         retrain=retrain, max_epochs=max_epochs,
+                                         retrain=mode == "all", max_epochs=max_epochs,
                                          progress=progress, console=console, root=root))
             write_json(path, doc)
             bar.advance(task)
+    if mode == "search":
+        _search(wl, points, quick, splits, budget, float_acc, max_epochs, retrain_limit,
+                save=lambda: write_json(path, doc), progress=progress, console=console,
+                root=root)
     order = {(w, u): i for i, (w, u) in enumerate(grid)}
     points.sort(key=lambda p: order.get((p["weight_clusters"], p["input_clusters"]), 1 << 30))
     for i, p in enumerate(points):
         p["pareto"] = i in set(pareto_front(points))
     best = smallest_within_tolerance(points)
     doc.update({"complete": True, "smallest_within_tolerance": best,
+                "most_accurate": most_accurate(points),
                 "seconds_this_run": round(time.perf_counter() - t0, 2)})
     if plot:
         from rapidnn.report.plots import pareto_plot

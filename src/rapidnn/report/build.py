@@ -7,7 +7,7 @@ from typing import Any
 
 from rapidnn.report import plots
 from rapidnn.report.html import Document
-from rapidnn.report.tables import approx_table, memory_table, paper_table
+from rapidnn.report.tables import approx_table, memory_table, paper_table, smallest_table
 
 
 def _fmt_budget(b: dict[str, Any]) -> str:
@@ -35,8 +35,9 @@ def build_document(results: dict[str, Any], folder: Path) -> Document:
     m = results["machine"]
     doc.para(f"Machine: {m['platform']}, {m['cpu_count']} CPU(s), torch {m['torch']} "
              f"({m['torch_threads']} thread(s)). Wall time: {results['seconds']:.0f} s. "
-             f"(w, u) = ({results['weight_clusters']}, {results['input_clusters']}), retraining "
-             f"tolerance {100 * results['tolerance']:.1f} points. Data used: "
+             f"Each network runs at the smallest (w, u) of the grid "
+             f"{results['sweeps']['values']}² whose retrained quality loss is within "
+             f"{100 * results['tolerance']:.1f} points (search sweep below). Data used: "
              f"{_fmt_budget(results['budget'])}.")
     doc.heading("Quality and efficiency (the paper's table)")
     doc.para("Accuracies are top-1 on the same test examples for the float and the composed "
@@ -55,19 +56,24 @@ def build_document(results: dict[str, Any], folder: Path) -> Document:
     doc.heading("Memory per neuron and per layer")
     doc.table(memory_table(entries))
 
-    doc.heading("Accuracy vs (w, u)")
+    doc.heading("Accuracy vs (w, u): the search for the smallest codebooks")
     sw = results["sweeps"]
     points = sw["points"]
-    label = (f"w = u in {sw['values']}, "
-             + ("after retraining" if sw["retrained"] else "without retraining (quick)")
-             + f", workloads: {', '.join(points) or 'none'}")
+    doc.para("Every (w, u) point is composed and measured; then points are retrained in "
+             "ascending memory per neuron until one is within tolerance (points losing more "
+             f"than {100 * sw['retrain_limit']:.1f} points before retraining are not "
+             "retrained). Cells marked r were retrained; the boxed cell is the smallest "
+             "within tolerance.")
+    doc.table(smallest_table(entries))
     if points:
-        doc.image(plots.accuracy_vs_clusters(points, plot_dir / "accuracy_vs_wu.png",
-                                             title=f"accuracy vs (w, u): {label}"),
-                  f"Composed accuracy vs (w, u), {label}.")
+        doc.image(plots.accuracy_grid(points, plot_dir / "accuracy_vs_wu.png",
+                                      title="test accuracy (%) and quality loss vs (w, u)",
+                                      tolerance=results["tolerance"]),
+                  "Quality loss over the (w, u) grid per network (cell text: accuracy %).")
         doc.image(plots.multi_pareto_plot(points, plot_dir / "pareto.png",
                                           title="energy per inference vs accuracy"),
-                  f"RAPIDNN energy per inference vs accuracy, Pareto front in red; {label}.")
+                  "RAPIDNN energy per inference vs accuracy of every (w, u) point, Pareto "
+                  "front in red.")
     doc.heading("Approximate associative search")
     doc.image(plots.accuracy_vs_bits(entries, plot_dir / "accuracy_vs_bits.png",
                                      title="simulated accuracy vs searched AM bits"),
@@ -82,7 +88,9 @@ def build_document(results: dict[str, Any], folder: Path) -> Document:
     doc.heading("Per workload")
     for e in entries:
         r = e["retrain"]
-        doc.para(f"**{e['name']}** ({e['title']}): {e['test_images']} test images; composed "
+        doc.para(f"**{e['name']}** ({e['title']}): (w, u) = ({e['weight_clusters']}, "
+                 f"{e['input_clusters']}), {e['selection']}; {e['test_images']} test images; "
+                 "composed "
                  f"before retraining {100 * e['composed_accuracy_before_retraining']:.2f}%, "
                  f"after {r['epochs']} retraining epoch(s) {100 * e['composed_accuracy']:.2f}% "
                  f"(converged on validation: {r['converged']}); simulator agreement "

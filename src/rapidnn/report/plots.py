@@ -92,19 +92,44 @@ def multi_pareto_plot(sweeps: Mapping[str, Sequence[dict[str, Any]]], path: Path
     return _save(fig, path)
 
 
-def accuracy_vs_clusters(sweeps: Mapping[str, Sequence[dict[str, Any]]], path: Path,
-                         title: str = "") -> Path:
-    """Composed accuracy against the (w, u) points of each workload's sweep."""
+def accuracy_grid(sweeps: Mapping[str, Sequence[dict[str, Any]]], path: Path,
+                  title: str = "", tolerance: float = 0.003) -> Path:
+    """One panel per workload: quality loss over the (w, u) grid as a heat map, each cell
+    labelled with its accuracy (``r`` = after retraining); the smallest point within
+    ``tolerance`` is boxed."""
+    from matplotlib.patches import Rectangle
+
+    from rapidnn.experiments.sweep import smallest_within_tolerance
+
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    for name, points in sweeps.items():
-        labels = [f"{p['weight_clusters']},{p['input_clusters']}" for p in points]
-        ax.plot(labels, [100 * p["composed_accuracy"] for p in points], "o-", label=name)
-    ax.set_xlabel("(w, u)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    n = max(1, len(sweeps))
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.8 * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    for ax, (name, points) in zip(axes.flat, sweeps.items(), strict=False):
+        ws = sorted({p["weight_clusters"] for p in points})
+        us = sorted({p["input_clusters"] for p in points})
+        loss = [[float("nan")] * len(us) for _ in ws]
+        for p in points:
+            i, j = ws.index(p["weight_clusters"]), us.index(p["input_clusters"])
+            loss[i][j] = 100 * p["quality_loss"]
+            label = f"{100 * p['composed_accuracy']:.1f}{'r' if p.get('retrained') else ''}"
+            ax.text(j, i, label, ha="center", va="center", fontsize=7)
+        image = ax.imshow(loss, cmap="RdYlGn_r", vmin=0, vmax=max(1.0, 4 * 100 * tolerance),
+                          origin="lower")
+        best = smallest_within_tolerance(list(points), tolerance)
+        if best is not None:
+            i, j = ws.index(best["weight_clusters"]), us.index(best["input_clusters"])
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=2, ec="tab:blue"))
+        ax.set_xticks(range(len(us)), [str(u) for u in us])
+        ax.set_yticks(range(len(ws)), [str(w) for w in ws])
+        ax.set_xlabel("input clusters u")
+        ax.set_ylabel("weight clusters w")
+        ax.set_title(name, fontsize=9)
+        fig.colorbar(image, ax=ax, label="quality loss (points)", shrink=0.8)
+    fig.suptitle(title, fontsize=10)
     return _save(fig, path)
 
 

@@ -63,34 +63,40 @@ def paper_table(workloads: Sequence[dict[str, Any]], shapes: Sequence[dict[str, 
                 geomean_all: dict[str, dict[str, float]] | None = None) -> Table:
     """Per workload and geometric mean: accuracies, quality loss, energy efficiency and
     speedup over each baseline, with the paper's claims as the last row."""
-    headers = ["network", "float acc.", "composed acc.", "quality loss"]
+    headers = ["network", "(w, u)", "float acc.", "composed acc.", "quality loss"]
     for b in BASELINES:
         headers += [f"{b} energy", f"{b} speed"]
-    t = Table(headers, title="RAPIDNN vs ISAAC, PipeLayer, GPU (w=u=16)")
+    t = Table(headers, title="RAPIDNN vs ISAAC, PipeLayer, GPU (per network: the smallest "
+                             "(w, u) within 0.3 points; * = none within, most accurate shown)")
 
     def ratios(vs: dict[str, dict[str, float]], fmt: Any = ratio) -> list[str]:
         return [fmt(vs.get(b, {}).get(k)) for b in BASELINES
                 for k in ("energy_efficiency", "speedup")]
 
     for e in workloads:
-        t.rows.append([e["name"], pct(e["float_accuracy"]), pct(e["composed_accuracy"]),
+        star = "" if e.get("smallest_within_tolerance") is not None else "*"
+        t.rows.append([e["name"], f"{e['weight_clusters']}, {e['input_clusters']}{star}",
+                       pct(e["float_accuracy"]), pct(e["composed_accuracy"]),
                        pct(e["quality_loss"]), *ratios(e["vs"])])
     for s in shapes:
-        t.rows.append([f"{s['name']} (shape only)", "n/a", "n/a", "n/a", *ratios(s["vs"])])
+        t.rows.append([f"{s['name']} (shape only)", "n/a", "n/a", "n/a", "n/a",
+                       *ratios(s["vs"])])
     losses = [e["quality_loss"] for e in workloads]
     mean_loss = sum(losses) / len(losses) if losses else None
-    t.rows.append(["**geometric mean (applications)**", "", "", f"mean {pct(mean_loss)}",
+    t.rows.append(["**geometric mean (applications)**", "", "", "", f"mean {pct(mean_loss)}",
                    *ratios(geomean)])
     if geomean_all is not None:
-        t.rows.append(["**geometric mean (incl. ImageNet shapes)**", "", "", "",
+        t.rows.append(["**geometric mean (incl. ImageNet shapes)**", "", "", "", "",
                        *ratios(geomean_all)])
-    t.rows.append(["**paper**", "", "", PAPER["quality_loss"], *ratios(PAPER, lambda x: f"{x}x")])
+    t.rows.append(["**paper**", "", "", "", PAPER["quality_loss"],
+                   *ratios(PAPER, lambda x: f"{x}x")])
     return t
 
 
 def memory_table(workloads: Sequence[dict[str, Any]]) -> Table:
     t = Table(["network", "layer", "neurons", "bytes/neuron", "table KiB", "total KiB"],
-              title="memory per neuron and per layer (w=u=16, after retraining)")
+              title="memory per neuron and per layer (at each network's (w, u), "
+                    "after retraining)")
     for e in workloads:
         mem = e["memory"]
         for name, m in mem["layers"].items():
@@ -104,13 +110,30 @@ def memory_table(workloads: Sequence[dict[str, Any]]) -> Table:
 
 
 def sweep_table(points: Sequence[dict[str, Any]], title: str = "sweep") -> Table:
-    t = Table(["w", "u", "accuracy", "quality loss", "bytes/neuron", "energy (J/inf)",
-               "retrain epochs", "pareto"], title=title)
+    t = Table(["w", "u", "before retraining", "accuracy", "quality loss", "bytes/neuron",
+               "energy (J/inf)", "retrain epochs", "pareto"], title=title)
     for p in points:
         t.rows.append([str(p["weight_clusters"]), str(p["input_clusters"]),
-                       pct(p["composed_accuracy"]), pct(p["quality_loss"]),
-                       f"{p['bytes_per_neuron']:.1f}", f"{p['energy_j']:.3e}",
-                       str(p.get("retrain_epochs", "-")), "*" if p.get("pareto") else ""])
+                       pct(p.get("accuracy_before_retraining")), pct(p["composed_accuracy"]),
+                       pct(p["quality_loss"]), f"{p['bytes_per_neuron']:.1f}",
+                       f"{p['energy_j']:.3e}", str(p.get("retrain_epochs", "-")),
+                       "*" if p.get("pareto") else ""])
+    return t
+
+
+def smallest_table(workloads: Sequence[dict[str, Any]]) -> Table:
+    """Per workload: the smallest (w, u) within tolerance found by the search sweep."""
+    t = Table(["network", "smallest (w, u) within 0.3 points", "quality loss", "bytes/neuron",
+               "retrain epochs"], title="smallest (w, u) within 0.3 points (search sweep)")
+    for e in workloads:
+        p = e.get("smallest_within_tolerance")
+        if p is None:
+            t.rows.append([e["name"], "none in the grid", "-", "-", "-"])
+        else:
+            t.rows.append([e["name"], f"{p['weight_clusters']}, {p['input_clusters']}",
+                           pct(p["quality_loss"]), f"{p['bytes_per_neuron']:.1f}",
+                           str(p.get("retrain_epochs") if p.get("retrain_epochs") is not None
+                               else 0)])
     return t
 
 

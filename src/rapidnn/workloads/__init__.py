@@ -166,8 +166,8 @@ _ISOLET = Recipe(model="mlp-617-512-256-26-relu-dropout0.5", dataset="isolet", e
                  lr=1e-3, batch=32, val=3, val_unit="speaker", weight_decay=1e-4)
 _HAR = Recipe(model="harcnn-32-64-96-k9", dataset="har", epochs=30, lr=2e-3, batch=64, val=3,
               val_unit="subject", weight_decay=1e-4, normalize="channel")
-_VGG = _sgd_cifar("vgg8-bn-gap-64-512", 30, 0.05)
-_RESNET = _sgd_cifar("resnet20-b", 60, 0.1)
+_VGG = _sgd_cifar("vgg7-bn-gap-32-256", 30, 0.05)
+_RESNET = _sgd_cifar("resnet20-b", 40, 0.1)
 _CIFAR_QUICK = {"epochs": 2, "train_subset": 10_000}
 
 WORKLOADS: Mapping[str, Workload] = MappingProxyType({
@@ -209,10 +209,10 @@ WORKLOADS: Mapping[str, Workload] = MappingProxyType({
         target_accuracy=None),
     "cifar10-vgg": Workload(
         name="cifar10-vgg",
-        title="CIFAR-10 images, VGG-style CNN (8 conv + BN)",
-        description="VGG-style CNN: 8 Conv3x3+BN+ReLU layers (64-64-M-128-128-M-256-256-M-"
-                    "512-512-M), global average pooling, Linear, on 32x32 CIFAR-10 (JPEG "
-                    "copy); a deep plain CNN application.",
+        title="CIFAR-10 images, VGG-style CNN (7 conv + BN)",
+        description="VGG-style CNN: 7 Conv3x3+BN+ReLU layers (32-32-M-64-64-M-128-128-M-"
+                    "256-M), global average pooling, Linear, on 32x32 CIFAR-10 (JPEG copy); "
+                    "a deep plain CNN application.",
         dataset="cifar10", input_shape=(3, 32, 32), classes=10,
         factory=nets.cifar_vgg, recipe=_VGG, quick_recipe=_VGG.replace(**_CIFAR_QUICK),
         target_accuracy=0.85),

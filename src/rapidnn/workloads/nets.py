@@ -39,7 +39,7 @@ def _conv_bn_relu(cin: int, cout: int, kernel: int | tuple[int, int] = 3,
 
 # CIFAR-10 -----------------------------------------------------------------------------------
 #: VGG-style configuration for 32x32 inputs: channel counts, "M" = 2x2 max pooling.
-VGG_CIFAR: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M")
+VGG_CIFAR: tuple[int | str, ...] = (32, 32, "M", 64, 64, "M", 128, 128, "M", 256, "M")
 
 
 class VGG(nn.Module):
@@ -66,8 +66,9 @@ class VGG(nn.Module):
 
 
 def cifar_vgg(classes: int = 10) -> VGG:
-    """The ``cifar10-vgg`` network: 8 conv layers (64-64-M-128-128-M-256-256-M-512-512-M),
-    global average pooling and one Linear layer; 4.7 M weights, 0.21 GMAC per 32x32 image."""
+    """The ``cifar10-vgg`` network: 7 conv layers (32-32-M-64-64-M-128-128-M-256-M), global
+    average pooling and one Linear layer; 0.59 M weights, 43 MMAC per 32x32 image (the cost of
+    ResNet-20, so both CIFAR-10 recipes train on two CPU cores in about an hour)."""
     return VGG(VGG_CIFAR, 3, classes)
 
 

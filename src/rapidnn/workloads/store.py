@@ -237,8 +237,9 @@ def get_trained(workload: str | Workload, quick: bool = False, progress: bool = 
 
 # Composed models ------------------------------------------------------------------------------
 def composed_options(options: dict[str, Any] | None = None, **more: Any) -> dict[str, Any]:
-    """Canonical form of compose options: every :class:`ComposeConfig` field (defaults filled
-    in, validated) under ``"compose"``; any other key (e.g. retraining settings) under
+    """Canonical form of compose options: the composer's ``ALGORITHM_VERSION`` under
+    ``"algorithm"``, every :class:`ComposeConfig` field (defaults filled in, validated) under
+    ``"compose"``; any other key (e.g. retraining settings) under
     ``"extra"``. ``calibration_batches`` defaults to 20 (the demo's choice)."""
     opts = {"calibration_batches": 20, **(options or {}), **more}
     fields = ComposeConfig.model_fields
@@ -246,7 +247,10 @@ def composed_options(options: dict[str, Any] | None = None, **more: Any) -> dict
         config = ComposeConfig(**{k: v for k, v in opts.items() if k in fields})
     except ValueError as exc:
         raise WorkloadError(f"invalid compose options: {exc}") from exc
-    out: dict[str, Any] = {"compose": config.model_dump(mode="json")}
+    from rapidnn.compose import ALGORITHM_VERSION
+
+    out: dict[str, Any] = {"algorithm": ALGORITHM_VERSION,
+                           "compose": config.model_dump(mode="json")}
     extra = {k: v for k, v in opts.items() if k not in fields}
     if extra:
         out["extra"] = extra

@@ -153,3 +153,28 @@ def test_composed_keys() -> None:
         store.composed_options({"weight_clusters": 0})
     with pytest.raises(WorkloadError, match="not compose options"):
         store.get_composed(wl, progress=False, retrain_epochs=3)
+
+
+def test_a_second_trainer_waits_and_reuses_the_entry(tiny, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    weights, _ = store.entry_paths(tiny, root=tmp_path)
+    model, info = store.train_workload(tiny, progress=False)
+    waited = threading.Event()
+    result: dict = {}
+    with store.entry_lock(weights):  # another "process" is training the model
+        monkeypatch.setattr(store, "train_workload", _fail)
+        monkeypatch.setattr(store.Console, "print", lambda self, msg, *a, **k: (
+            waited.set() if "waiting" in str(msg) else None))
+
+        def second() -> None:
+            result["out"] = store.get_trained(tiny, progress=True, root=tmp_path)
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        assert waited.wait(30) and thread.is_alive()  # blocked on the lock
+        store.save_trained(tiny, model, info, root=tmp_path)
+    thread.join(30)
+    assert not thread.is_alive() and result["out"][1]["key"] == info["key"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".lock")] == []

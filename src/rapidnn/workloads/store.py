@@ -16,13 +16,14 @@ A corrupt or incompatible entry is ignored and replaced by retraining / recompos
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ __all__ = [
     "composed_key",
     "composed_options",
     "composed_path",
+    "entry_lock",
     "entry_paths",
     "get_composed",
     "get_trained",
@@ -105,6 +107,41 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 def _console(console: Console | None) -> Console:
     return console if console is not None else Console(stderr=True)
+
+
+@contextlib.contextmanager
+def entry_lock(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on the store entry ``path`` (a ``.<name>.lock`` file next to it,
+    removed on release), so two processes never train the same model at once; ``on_wait`` is
+    called once if another process holds the lock. Without ``fcntl`` nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    lock = path.parent / f".{path.name}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    waited = False
+    while True:
+        f = open(lock, "a")  # noqa: SIM115 (held across the yield)
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None and not waited:
+                on_wait()
+            waited = True
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:  # the holder before us may have removed the file: lock the current one
+            if os.stat(lock).st_ino == os.fstat(f.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        f.close()
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        f.close()  # closing releases the lock
 
 
 # Float models ---------------------------------------------------------------------------------
@@ -183,11 +220,22 @@ def train_workload(workload: str | Workload, quick: bool = False, progress: bool
     if progress:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("loss {task.fields[loss]:.3f}"), TimeElapsedColumn())
-        with Progress(*columns, console=_console(console), transient=True) as bar:
-            task = bar.add_task(f"training {wl.name}{' (quick)' if quick else ''}",
-                                total=recipe.epochs * len(loader), loss=float("nan"))
-            history = fit(model, loader, recipe,
-                          on_batch=lambda e, i, loss: bar.update(task, advance=1, loss=loss))
+        out = _console(console)
+        label = f"training {wl.name}{' (quick)' if quick else ''}"
+        losses: list[float] = []
+
+        def on_batch(epoch: int, i: int, loss: float) -> None:
+            bar.update(task, advance=1, loss=loss)
+            losses.append(loss)
+            if i == len(loader):  # one line per epoch: visible in logs without a terminal
+                out.print(f"{label}: epoch {epoch + 1}/{recipe.epochs}, mean loss "
+                          f"{sum(losses) / len(losses):.4f}, "
+                          f"{time.perf_counter() - t0:.0f} s")
+                losses.clear()
+
+        with Progress(*columns, console=out, transient=True) as bar:
+            task = bar.add_task(label, total=recipe.epochs * len(loader), loss=float("nan"))
+            history = fit(model, loader, recipe, on_batch=on_batch)
     else:
         history = fit(model, loader, recipe)
     seconds = time.perf_counter() - t0
@@ -227,8 +275,15 @@ def get_trained(workload: str | Workload, quick: bool = False, progress: bool = 
         if out is not None:
             out.print(f"float model {wl.name}: loaded from the store ({weights})")
         return model, {**info, "path": str(weights)}
-    model, info = train_workload(wl, quick, progress, console)
-    save_trained(wl, model, info, quick, root)
+    def waiting() -> None:
+        if out is not None:
+            out.print(f"float model {wl.name}: another process is training it; waiting")
+
+    with entry_lock(weights, waiting):
+        if load_trained(wl, quick, root) is not None:  # trained by the lock's holder
+            return get_trained(wl, quick, progress, root=root, console=console)
+        model, info = train_workload(wl, quick, progress, console)
+        save_trained(wl, model, info, quick, root)
     if out is not None:
         out.print(f"float model {wl.name}: trained in {info['train_seconds']:.0f} s, test "
                   f"accuracy {info['test_accuracy']:.4f}, stored ({weights})")

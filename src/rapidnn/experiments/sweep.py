@@ -148,6 +148,14 @@ def search_order(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(points, key=_size)
 
 
+def _describe(p: dict[str, Any]) -> str:
+    text = (f"w={p['weight_clusters']} u={p['input_clusters']}: accuracy "
+            f"{100 * p['composed_accuracy']:.2f}% (loss {100 * p['quality_loss']:+.2f} points")
+    if p.get("retrained"):
+        text += f", {p.get('retrain_epochs')} retraining epoch(s)"
+    return f"{text}), {p['bytes_per_neuron']:.1f} bytes/neuron, {p['seconds']:.0f} s"
+
+
 def _search(wl: Workload, points: list[dict[str, Any]], quick: bool, splits: Any,
             budget: Budget, float_acc: float, max_epochs: int | None, retrain_limit: float, *,
             save: Any, progress: bool, console: Console | None,
@@ -171,6 +179,8 @@ def _search(wl: Workload, points: list[dict[str, Any]], quick: bool, splits: Any
                                     root=root))
             p["search"] = "retrained"
             save()
+            if progress and console is not None:
+                console.print(f"search {wl.name}: retrained {_describe(p)}")
         found = p["quality_loss"] <= TOLERANCE + 1e-12
 
 
@@ -228,6 +238,8 @@ def run_sweep(workload: str | Workload, weight_clusters: list[int], input_cluste
                                          retrain=mode == "all", max_epochs=max_epochs,
                                          progress=progress, console=console, root=root))
             write_json(path, doc)
+            if progress:
+                console.print(f"sweep {wl.name}: {_describe(points[-1])}")
             bar.advance(task)
     if mode == "search":
         _search(wl, points, quick, splits, budget, float_acc, max_epochs, retrain_limit,

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
+from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
@@ -153,12 +154,14 @@ def accuracy(model: Callable[[torch.Tensor], torch.Tensor], data: Iterable[Any],
 
 def retrain(composed: ComposedModel, train_data: Iterable[Any], val_data: Iterable[Any],
             tolerance: float = 0.003, max_epochs: int = 10, lr: float = 1e-4, seed: int = 0,
-            calibration: int = 20, progress: bool = True) -> RetrainResult:
+            calibration: int = 20, progress: bool = True,
+            console: Console | None = None) -> RetrainResult:
     """Fine-tune and re-compose until validation accuracy is within ``tolerance`` of float.
 
     ``train_data``/``val_data`` are re-iterable sequences of ``(input, label)`` batches (a
     DataLoader with a seeded generator keeps shuffling deterministic); ``calibration`` is the
-    number of training batches used to re-estimate input codebooks each round.
+    number of training batches used to re-estimate input codebooks each round; the progress
+    bar goes to ``console`` (default: stderr).
     """
     if tolerance < 0:
         raise ValueError("tolerance must be non-negative")
@@ -173,7 +176,7 @@ def retrain(composed: ComposedModel, train_data: Iterable[Any], val_data: Iterab
     best = composed
     batches = calibration_batches(train_data, calibration)
     current = composed
-    with _progress(progress) as bar:
+    with _progress(progress, console) as bar:
         for epoch in range(1, max_epochs + 1):
             if float_acc - history[-1].composed_accuracy <= tolerance:
                 break
@@ -215,8 +218,10 @@ class _NoProgress:
         return False
 
 
-def _progress(enabled: bool):
+def _progress(enabled: bool, console: Console | None = None):
+    """The retraining progress bar, on stderr: stdout stays clean for results and --json."""
     if not enabled:
         return _NoProgress()
     return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}"),
-                    TimeElapsedColumn(), transient=True)
+                    TimeElapsedColumn(), transient=True,
+                    console=console if console is not None else Console(stderr=True))

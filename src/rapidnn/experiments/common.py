@@ -171,7 +171,8 @@ def retrained(wl: Workload, w: int, u: int, quick: bool, splits: Splits, budget:
                                    "path": str(path)}
     val = loader(splits.val, budget.val_images, batch=1000)
     result = retrain(composed, train_data(splits, budget.train_batches), val,
-                     tolerance=TOLERANCE, max_epochs=epochs, progress=progress)
+                     tolerance=TOLERANCE, max_epochs=epochs, progress=progress,
+                     console=console)
     best = result.composed
     best.metadata = {**composed.metadata, "workload": wl.name, "dataset": wl.dataset}
     info = {"retrain": {**result.to_dict(), "epochs": len(result.history) - 1}}

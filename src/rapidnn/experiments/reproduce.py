@@ -39,9 +39,12 @@ FULL_SWEEP = (4, 8, 16, 32, 64)
 
 
 def evaluate_workload(wl: Workload, quick: bool, budget: Budget, w: int = 16, u: int = 16, *,
-                      progress: bool = True, console: Console | None = None,
+                      point: dict[str, Any] | None = None, progress: bool = True,
+                      console: Console | None = None,
                       root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """One row of the evaluation at ``(w, u)`` (module docstring); accuracies are fractions."""
+    """One row of the evaluation at ``(w, u)`` (module docstring); accuracies are fractions.
+    ``point`` is the sweep's row of ``(w, u)``: if it was retrained, its test accuracies
+    (same test examples, same stored models) are reused instead of measured again."""
     from rapidnn.accel.simulator import approximation_sweep, simulate_dataset
     from rapidnn.accel.trace import Trace
     from rapidnn.costs import compare
@@ -52,13 +55,15 @@ def evaluate_workload(wl: Workload, quick: bool, budget: Budget, w: int = 16, u:
     model, info = get_trained(wl, quick, progress, root=root, console=console)
     splits = wl.splits(quick)
     test = loader(splits.test, budget.test_images)
-    with torch.no_grad():
-        float_acc = accuracy(model, test)
     composed, final, rinfo = retrained(wl, w, u, quick, splits, budget, progress=progress,
                                        console=console, root=root)
     with torch.no_grad():
-        before = accuracy(composed, test)
-        after = accuracy(final, test)
+        if point is not None and point.get("retrained"):
+            float_acc = point["float_accuracy"]
+            before, after = point["accuracy_before_retraining"], point["composed_accuracy"]
+        else:
+            float_acc = accuracy(model, test)
+            before, after = accuracy(composed, test), accuracy(final, test)
         sim = simulate_dataset(final, loader(splits.test, budget.sim_images, batch=128))
         approx = approximation_sweep(final, loader(splits.test, budget.approx_images,
                                                    batch=128))
@@ -165,7 +170,7 @@ def run_reproduce(quick: bool = False, out: str | os.PathLike[str] = "results", 
             smallest = doc["smallest_within_tolerance"]
             chosen = smallest or doc["most_accurate"]
             e = evaluate_workload(wl, quick, budget, chosen["weight_clusters"],
-                                  chosen["input_clusters"], progress=progress,
+                                  chosen["input_clusters"], point=chosen, progress=progress,
                                   console=console, root=root)
             e["selection"] = ("smallest (w, u) within tolerance" if smallest is not None
                               else "most accurate (w, u): none within tolerance")

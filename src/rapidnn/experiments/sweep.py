@@ -189,11 +189,10 @@ def run_sweep(workload: str | Workload, weight_clusters: list[int], input_cluste
               out: str | os.PathLike[str] = "sweep", restart: bool = False,
               budget: Budget | None = None, progress: bool = True,
               console: Console | None = None, root: str | os.PathLike[str] | None = None,
-              plot: bool = True, diagonal: bool = False,
-              retrain_limit: float = RETRAIN_LIMIT) -> dict[str, Any]:
-    """Run (or resume) the sweep and return the content of ``sweep.json``. ``mode`` is one of
-    :data:`MODES` (module docstring). With ``diagonal`` the points are
-    ``zip(weight_clusters, input_clusters)`` instead of the full grid."""
+              plot: bool = True, retrain_limit: float = RETRAIN_LIMIT) -> dict[str, Any]:
+    """Run (or resume) the sweep over the grid ``weight_clusters`` x ``input_clusters`` and
+    return the content of ``sweep.json``. ``mode`` is one of :data:`MODES` (module
+    docstring)."""
     from rich.progress import Progress
 
     from rapidnn.retrain import accuracy
@@ -211,9 +210,7 @@ def run_sweep(workload: str | Workload, weight_clusters: list[int], input_cluste
     path = folder / "sweep.json"
     options = sweep_options(wl, weight_clusters, input_clusters, mode, max_epochs, quick,
                             budget, retrain_limit)
-    options["diagonal"] = diagonal
-    grid = (list(zip(weight_clusters, input_clusters, strict=True)) if diagonal
-            else list(product(weight_clusters, input_clusters)))
+    grid = list(product(weight_clusters, input_clusters))
     points = _load_existing(path, options, restart)
     done = {(p["weight_clusters"], p["input_clusters"]) for p in points}
     console = console or Console(stderr=True)
@@ -247,8 +244,9 @@ def run_sweep(workload: str | Workload, weight_clusters: list[int], input_cluste
                 root=root)
     order = {(w, u): i for i, (w, u) in enumerate(grid)}
     points.sort(key=lambda p: order.get((p["weight_clusters"], p["input_clusters"]), 1 << 30))
+    front = set(pareto_front(points))
     for i, p in enumerate(points):
-        p["pareto"] = i in set(pareto_front(points))
+        p["pareto"] = i in front
     best = smallest_within_tolerance(points)
     doc.update({"complete": True, "smallest_within_tolerance": best,
                 "most_accurate": most_accurate(points),

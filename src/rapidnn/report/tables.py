@@ -132,8 +132,7 @@ def smallest_table(workloads: Sequence[dict[str, Any]]) -> Table:
         else:
             t.rows.append([e["name"], f"{p['weight_clusters']}, {p['input_clusters']}",
                            pct(p["quality_loss"]), f"{p['bytes_per_neuron']:.1f}",
-                           str(p.get("retrain_epochs") if p.get("retrain_epochs") is not None
-                               else 0)])
+                           str(p.get("retrain_epochs") or 0)])
     return t
 
 

@@ -59,3 +59,14 @@ def test_shape_networks() -> None:
     assert list(SHAPE_NETWORKS) == ["alexnet", "vgg16", "resnet18"]
     with pytest.raises(WorkloadError, match="valid names: alexnet, vgg16, resnet18"):
         get_shape_network("resnet50")
+
+
+def test_warm_start_is_keyed_and_keeps_the_split() -> None:
+    base = Recipe(model="m", dataset="mnist", epochs=4, lr=0.1, batch=32, val=10)
+    stage = base.replace(epochs=2, lr=0.01, warm_start=base)
+    assert stage.key_dict()["warm_start"] == base.key_dict()
+    assert "warm_start" not in base.key_dict()
+    with pytest.raises(ValueError, match="split"):
+        base.replace(warm_start=base.replace(val=20))
+    resnet = get_workload("cifar10-resnet20")
+    assert resnet.recipe.warm_start is not None and resnet.quick_recipe.warm_start is None

@@ -178,3 +178,26 @@ def test_a_second_trainer_waits_and_reuses_the_entry(tiny, tmp_path: Path,
     thread.join(30)
     assert not thread.is_alive() and result["out"][1]["key"] == info["key"]
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".lock")] == []
+
+
+def test_warm_start_continues_the_stored_base(tiny, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    base_model, base_info = store.get_trained(tiny, progress=False, root=tmp_path)
+    stage = tiny.recipe.replace(lr=1e-4, warm_start=tiny.recipe)
+    wl = dataclasses.replace(tiny, recipe=stage)
+    monkeypatch.setattr(workloads, "WORKLOADS", {**WORKLOADS, wl.name: wl})
+    assert wl.key() != tiny.key()
+    built = []
+    monkeypatch.setattr(type(wl), "build", lambda self, seed=None: built.append(seed) or _mlp())
+    model, info = store.get_trained(wl, progress=False, root=tmp_path)
+    assert built == [None]  # only to load the stored base: the stage starts from its weights
+    assert info["warm_start"]["key"] == base_info["key"]
+    assert info["total_train_seconds"] == pytest.approx(
+        info["train_seconds"] + base_info["train_seconds"], abs=0.02)
+    moved = [not torch.equal(a, b) for a, b in
+             zip(base_model.state_dict().values(), model.state_dict().values(), strict=True)]
+    assert any(moved)
+    # the stage is its own entry; the base entry is left as it was
+    assert store.entry_paths(wl, root=tmp_path)[0].is_file()
+    assert json.loads(store.entry_paths(tiny, root=tmp_path)[1].read_text()) == {
+        k: v for k, v in base_info.items() if k != "path"}

@@ -60,6 +60,11 @@ class Recipe:
     :mod:`rapidnn.workloads.splits`). ``normalize="channel"`` standardises every input channel
     with the training part's mean and std. ``train_subset`` keeps only the first N training
     examples (quick recipes). Learning rate follows a per-step cosine decay to 0.
+
+    ``warm_start`` names another recipe of the same workload and split: training starts from
+    that recipe's trained model (from the store, or trained first) and runs this recipe's
+    epochs as a new cosine cycle, a warm restart (SGDR, Loshchilov & Hutter 2017). The base
+    recipe is part of the cache key, so the result is reproducible from scratch.
     """
 
     model: str
@@ -78,6 +83,7 @@ class Recipe:
     augment: str | None = None
     normalize: str | None = None
     train_subset: int | None = None
+    warm_start: Recipe | None = None
 
     #: Fields always part of the cache key; the others only when they differ from the default.
     BASE_FIELDS = ("model", "dataset", "epochs", "lr", "batch", "val", "seed")
@@ -89,11 +95,20 @@ class Recipe:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name in self.BASE_FIELDS or value != f.default:
-                out[f.name] = value
+                out[f.name] = value.key_dict() if isinstance(value, Recipe) else value
         return out
 
     def replace(self, **changes: Any) -> Recipe:
         return dataclasses.replace(self, **changes)
+
+    def __post_init__(self) -> None:
+        base = self.warm_start
+        if base is not None and any(getattr(base, f) != getattr(self, f) for f in SPLIT_FIELDS):
+            raise ValueError(f"warm_start recipe must share the split fields {SPLIT_FIELDS}")
+
+
+#: Recipe fields that define the data split and input normalisation (a warm start keeps them).
+SPLIT_FIELDS = ("model", "dataset", "val", "val_unit", "seed", "normalize", "train_subset")
 
 
 @dataclass(frozen=True)
@@ -167,7 +182,8 @@ _ISOLET = Recipe(model="mlp-617-512-256-26-relu-dropout0.5", dataset="isolet", e
 _HAR = Recipe(model="harcnn-32-64-96-k9", dataset="har", epochs=30, lr=2e-3, batch=64, val=3,
               val_unit="subject", weight_decay=1e-4, normalize="channel")
 _VGG = _sgd_cifar("vgg7-bn-gap-32-256", 30, 0.05)
-_RESNET = _sgd_cifar("resnet20-b", 40, 0.1)
+_RESNET_CYCLE1 = _sgd_cifar("resnet20-b", 40, 0.1)
+_RESNET = _RESNET_CYCLE1.replace(epochs=15, lr=0.02, warm_start=_RESNET_CYCLE1)
 _CIFAR_QUICK = {"epochs": 2, "train_subset": 10_000}
 
 WORKLOADS: Mapping[str, Workload] = MappingProxyType({
@@ -223,7 +239,8 @@ WORKLOADS: Mapping[str, Workload] = MappingProxyType({
                     "with 1x1 Conv+BN downsampling shortcuts, residual add then ReLU, on 32x32 "
                     "CIFAR-10 (JPEG copy); a residual-network application.",
         dataset="cifar10", input_shape=(3, 32, 32), classes=10,
-        factory=nets.resnet20, recipe=_RESNET, quick_recipe=_RESNET.replace(**_CIFAR_QUICK),
+        factory=nets.resnet20, recipe=_RESNET,
+        quick_recipe=_RESNET_CYCLE1.replace(**_CIFAR_QUICK),
         target_accuracy=0.88),
 })
 

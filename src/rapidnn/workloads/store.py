@@ -17,6 +17,7 @@ A corrupt or incompatible entry is ignored and replaced by retraining / recompos
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import hashlib
 import json
@@ -208,13 +209,21 @@ def _evaluate(model: nn.Module, splits: Splits) -> dict[str, float]:
 
 
 def train_workload(workload: str | Workload, quick: bool = False, progress: bool = True,
-                   console: Console | None = None, splits: Splits | None = None,
+                   console: Console | None = None, splits: Splits | None = None, *,
+                   root: str | os.PathLike[str] | None = None,
                    ) -> tuple[nn.Module, dict[str, Any]]:
-    """Train a workload's recipe now (seeded; nothing is cached) and evaluate it."""
+    """Train a workload's recipe now (seeded) and evaluate it. Nothing of this recipe is
+    cached; a ``warm_start`` base recipe is taken from the store (or trained and stored)."""
     wl = get_workload(workload)
     recipe = wl.recipe_for(quick)
     splits = splits if splits is not None else wl.splits(quick)
-    model = wl.build(seed=recipe.seed)
+    base_info: dict[str, Any] | None = None
+    if recipe.warm_start is not None:
+        base = dataclasses.replace(wl, recipe=recipe.warm_start, quick_recipe=recipe.warm_start)
+        model, base_info = get_trained(base, False, progress, root=root, console=console)
+        model.train()
+    else:
+        model = wl.build(seed=recipe.seed)
     loader = splits.train_loader()
     t0 = time.perf_counter()
     if progress:
@@ -245,6 +254,12 @@ def train_workload(workload: str | Workload, quick: bool = False, progress: bool
                  "loss_history": [round(v, 5) for v in history],
                  "parameters": sum(p.numel() for p in model.parameters()),
                  "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")})
+    if base_info is not None:
+        base_seconds = base_info.get("train_seconds")
+        info["warm_start"] = {k: base_info.get(k) for k in
+                              ("key", "test_accuracy", "val_accuracy", "train_seconds")}
+        info["total_train_seconds"] = (None if base_seconds is None
+                                       else round(seconds + base_seconds, 2))
     return model.eval(), info
 
 
@@ -282,7 +297,7 @@ def get_trained(workload: str | Workload, quick: bool = False, progress: bool = 
     with entry_lock(weights, waiting):
         if load_trained(wl, quick, root) is not None:  # trained by the lock's holder
             return get_trained(wl, quick, progress, root=root, console=console)
-        model, info = train_workload(wl, quick, progress, console)
+        model, info = train_workload(wl, quick, progress, console, root=root)
         save_trained(wl, model, info, quick, root)
     if out is not None:
         out.print(f"float model {wl.name}: trained in {info['train_seconds']:.0f} s, test "

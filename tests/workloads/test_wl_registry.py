@@ -68,5 +68,3 @@ def test_warm_start_is_keyed_and_keeps_the_split() -> None:
     assert "warm_start" not in base.key_dict()
     with pytest.raises(ValueError, match="split"):
         base.replace(warm_start=base.replace(val=20))
-    resnet = get_workload("cifar10-resnet20")
-    assert resnet.recipe.warm_start is not None and resnet.quick_recipe.warm_start is None

@@ -182,8 +182,7 @@ _ISOLET = Recipe(model="mlp-617-512-256-26-relu-dropout0.5", dataset="isolet", e
 _HAR = Recipe(model="harcnn-32-64-96-k9", dataset="har", epochs=30, lr=2e-3, batch=64, val=3,
               val_unit="subject", weight_decay=1e-4, normalize="channel")
 _VGG = _sgd_cifar("vgg7-bn-gap-32-256", 30, 0.05)
-_RESNET_CYCLE1 = _sgd_cifar("resnet20-b", 40, 0.1)
-_RESNET = _RESNET_CYCLE1.replace(epochs=15, lr=0.02, warm_start=_RESNET_CYCLE1)
+_RESNET = _sgd_cifar("resnet20-b", 40, 0.1)
 _CIFAR_QUICK = {"epochs": 2, "train_subset": 10_000}
 
 WORKLOADS: Mapping[str, Workload] = MappingProxyType({
@@ -239,8 +238,7 @@ WORKLOADS: Mapping[str, Workload] = MappingProxyType({
                     "with 1x1 Conv+BN downsampling shortcuts, residual add then ReLU, on 32x32 "
                     "CIFAR-10 (JPEG copy); a residual-network application.",
         dataset="cifar10", input_shape=(3, 32, 32), classes=10,
-        factory=nets.resnet20, recipe=_RESNET,
-        quick_recipe=_RESNET_CYCLE1.replace(**_CIFAR_QUICK),
+        factory=nets.resnet20, recipe=_RESNET, quick_recipe=_RESNET.replace(**_CIFAR_QUICK),
         target_accuracy=0.88),
 })
 

@@ -28,6 +28,8 @@ def test_reproduce_end_to_end(tiny, tmp_path: Path) -> None:
     assert 0 <= entry["float_accuracy"] <= 1 and 0 <= entry["composed_accuracy"] <= 1
     assert entry["quality_loss"] == pytest.approx(entry["float_accuracy"]
                                                   - entry["composed_accuracy"])
+    assert 0 <= entry["quality_loss_se"] < 0.5
+    assert "±" in (out / "report.md").read_text()
     points = on_disk["sweeps"]["points"]["isolet-mlp"]
     assert sorted((p["weight_clusters"], p["input_clusters"]) for p in points) == [
         (4, 4), (4, 8), (8, 4), (8, 8)]

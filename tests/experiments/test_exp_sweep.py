@@ -43,6 +43,9 @@ def test_sweep_points_files_and_resume(tiny, counter, tmp_path: Path) -> None:
         assert p["energy_j"] > 0 and p["bytes_per_neuron"] > 0
         assert p["quality_loss"] == pytest.approx(doc["float_accuracy"]
                                                   - p["composed_accuracy"])
+        assert p["quality_loss"] == pytest.approx(
+            (p["float_only"] - p["composed_only"]) / on_disk["test_images"])
+        assert p["quality_loss_se"] >= 0
     assert (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
     assert "w" in (out / "sweep.txt").read_text()
     assert any(p["pareto"] for p in on_disk["points"])
@@ -96,8 +99,9 @@ def _fake_point(losses: dict[tuple[int, int], float], retrained_losses: dict):
     """An evaluate_point stand-in: memory grows with w and u; loss from the tables."""
     calls: list[tuple[int, int, bool]] = []
 
-    def point(wl, w, u, quick, splits, budget, float_acc, *, retrain, **kw):
+    def point(wl, w, u, quick, splits, budget, reference, *, retrain, **kw):
         calls.append((w, u, retrain))
+        float_acc = int((reference[0] == reference[1]).sum()) / len(reference[1])
         loss = retrained_losses[(w, u)] if retrain else losses[(w, u)]
         return {"weight_clusters": w, "input_clusters": u, "float_accuracy": float_acc,
                 "composed_accuracy": float_acc - loss, "quality_loss": loss,

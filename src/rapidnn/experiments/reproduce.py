@@ -43,11 +43,13 @@ def evaluate_workload(wl: Workload, quick: bool, budget: Budget, w: int = 16, u:
                       console: Console | None = None,
                       root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """One row of the evaluation at ``(w, u)`` (module docstring); accuracies are fractions.
-    ``point`` is the sweep's row of ``(w, u)``: if it was retrained, its test accuracies
-    (same test examples, same stored models) are reused instead of measured again."""
+    ``point`` is the sweep's row of ``(w, u)``: if it was retrained, its test accuracies and
+    the standard error of the quality loss (same test examples, same stored models) are reused
+    instead of measured again."""
     from rapidnn.accel.simulator import approximation_sweep, simulate_dataset
     from rapidnn.accel.trace import Trace
     from rapidnn.costs import compare
+    from rapidnn.quality import paired_loss, predictions
     from rapidnn.retrain import accuracy
     from rapidnn.workloads.store import get_trained
 
@@ -58,12 +60,15 @@ def evaluate_workload(wl: Workload, quick: bool, budget: Budget, w: int = 16, u:
     composed, final, rinfo = retrained(wl, w, u, quick, splits, budget, progress=progress,
                                        console=console, root=root)
     with torch.no_grad():
-        if point is not None and point.get("retrained"):
-            float_acc = point["float_accuracy"]
+        if point is not None and point.get("retrained") and "quality_loss_se" in point:
+            float_acc, se = point["float_accuracy"], point["quality_loss_se"]
             before, after = point["accuracy_before_retraining"], point["composed_accuracy"]
         else:
-            float_acc = accuracy(model, test)
-            before, after = accuracy(composed, test), accuracy(final, test)
+            float_pred, labels = predictions(model, test)
+            paired = paired_loss(float_pred, predictions(final, test)[0], labels)
+            float_acc, after, se = (paired.float_accuracy, paired.composed_accuracy,
+                                    paired.standard_error)
+            before = accuracy(composed, test) if final is not composed else after
         sim = simulate_dataset(final, loader(splits.test, budget.sim_images, batch=128))
         approx = approximation_sweep(final, loader(splits.test, budget.approx_images,
                                                    batch=128))
@@ -81,6 +86,7 @@ def evaluate_workload(wl: Workload, quick: bool, budget: Budget, w: int = 16, u:
         "composed_accuracy_before_retraining": before,
         "composed_accuracy": after,
         "quality_loss": float_acc - after,
+        "quality_loss_se": se,
         "within_tolerance": float_acc - after <= TOLERANCE,
         "weight_clusters": w, "input_clusters": u,
         "retrain": {**rinfo["retrain"], "cached": rinfo["cached"], "path": rinfo["path"]},
@@ -181,7 +187,7 @@ def run_reproduce(quick: bool = False, out: str | os.PathLike[str] = "results", 
             console.print(f"{wl.name}: (w, u) = ({e['weight_clusters']}, "
                           f"{e['input_clusters']}), float {e['float_accuracy']:.4f}, composed "
                           f"{e['composed_accuracy']:.4f} (loss {100 * e['quality_loss']:+.2f} "
-                          f"points), {e['seconds']:.0f} s")
+                          f"± {100 * e['quality_loss_se']:.2f} points), {e['seconds']:.0f} s")
             bar.advance(task)
         shape_rows = []
         for name in shapes:

@@ -59,12 +59,15 @@ def sweep_options(wl: Workload, weight_clusters: list[int], input_clusters: list
 
 
 def evaluate_point(wl: Workload, w: int, u: int, quick: bool, splits: Any, budget: Budget,
-                   float_accuracy: float, *, retrain: bool, max_epochs: int | None,
-                   progress: bool, console: Console | None,
+                   reference: tuple[torch.Tensor, torch.Tensor], *, retrain: bool,
+                   max_epochs: int | None, progress: bool, console: Console | None,
                    root: str | os.PathLike[str] | None) -> dict[str, Any]:
-    """One sweep point: compose (store-cached), optionally retrain, test accuracy, memory,
-    RAPIDNN energy per inference (cost model on the simulator's trace of example inputs)."""
+    """One sweep point: compose (store-cached), optionally retrain, test accuracy and quality
+    loss with its paired standard error against ``reference`` (the float model's predictions
+    and the labels of the test examples, :mod:`rapidnn.quality`), memory, RAPIDNN energy per
+    inference (cost model on the simulator's trace of example inputs)."""
     from rapidnn.costs import compare
+    from rapidnn.quality import paired_loss, predictions
     from rapidnn.retrain import accuracy
     from rapidnn.workloads.store import get_composed
 
@@ -78,13 +81,17 @@ def evaluate_point(wl: Workload, w: int, u: int, quick: bool, splits: Any, budge
         row["accuracy_before_retraining"] = accuracy(composed, test)
         row["retrain_epochs"] = info["retrain"]["epochs"]
         row["converged"] = info["retrain"]["converged"]
-        row["composed_accuracy"] = accuracy(final, test)
     else:
         final, _ = get_composed(wl, w, u, quick, progress, root=root, console=console)
-        row["composed_accuracy"] = row["accuracy_before_retraining"] = accuracy(final, test)
+    float_pred, labels = reference
+    paired = paired_loss(float_pred, predictions(final, test)[0], labels)
+    row["composed_accuracy"] = paired.composed_accuracy
+    row.setdefault("accuracy_before_retraining", paired.composed_accuracy)
     row["retrained"] = retrain
-    row["float_accuracy"] = float_accuracy
-    row["quality_loss"] = float_accuracy - row["composed_accuracy"]
+    row["float_accuracy"] = paired.float_accuracy
+    row["quality_loss"] = paired.quality_loss
+    row["quality_loss_se"] = paired.standard_error
+    row["float_only"], row["composed_only"] = paired.float_only, paired.composed_only
     mem = final.memory()
     row["bits_per_neuron"] = mem["bits_per_neuron"]
     row["bytes_per_neuron"] = mem["bits_per_neuron"] / 8
@@ -150,14 +157,18 @@ def search_order(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _describe(p: dict[str, Any]) -> str:
     text = (f"w={p['weight_clusters']} u={p['input_clusters']}: accuracy "
-            f"{100 * p['composed_accuracy']:.2f}% (loss {100 * p['quality_loss']:+.2f} points")
+            f"{100 * p['composed_accuracy']:.2f}% (loss {100 * p['quality_loss']:+.2f}")
+    if p.get("quality_loss_se") is not None:
+        text += f" ± {100 * p['quality_loss_se']:.2f}"
+    text += " points"
     if p.get("retrained"):
         text += f", {p.get('retrain_epochs')} retraining epoch(s)"
     return f"{text}), {p['bytes_per_neuron']:.1f} bytes/neuron, {p['seconds']:.0f} s"
 
 
 def _search(wl: Workload, points: list[dict[str, Any]], quick: bool, splits: Any,
-            budget: Budget, float_acc: float, max_epochs: int | None, retrain_limit: float, *,
+            budget: Budget, reference: tuple[torch.Tensor, torch.Tensor],
+            max_epochs: int | None, retrain_limit: float, *,
             save: Any, progress: bool, console: Console | None,
             root: str | os.PathLike[str] | None) -> None:
     """Retrain in ascending memory until a point is within tolerance (updates ``points`` in
@@ -174,7 +185,7 @@ def _search(wl: Workload, points: list[dict[str, Any]], quick: bool, splits: Any
                 continue
             w, u = p["weight_clusters"], p["input_clusters"]
             p.clear()
-            p.update(evaluate_point(wl, w, u, quick, splits, budget, float_acc, retrain=True,
+            p.update(evaluate_point(wl, w, u, quick, splits, budget, reference, retrain=True,
                                     max_epochs=max_epochs, progress=progress, console=console,
                                     root=root))
             p["search"] = "retrained"
@@ -195,7 +206,7 @@ def run_sweep(workload: str | Workload, weight_clusters: list[int], input_cluste
     docstring)."""
     from rich.progress import Progress
 
-    from rapidnn.retrain import accuracy
+    from rapidnn.quality import predictions
     from rapidnn.workloads.store import get_trained
 
     if mode not in MODES:
@@ -218,7 +229,8 @@ def run_sweep(workload: str | Workload, weight_clusters: list[int], input_cluste
     model, info = get_trained(wl, quick, progress, root=root, console=console)
     splits = wl.splits(quick)
     with torch.no_grad():
-        float_acc = accuracy(model, loader(splits.test, budget.test_images))
+        reference = predictions(model, loader(splits.test, budget.test_images))
+    float_acc = int((reference[0] == reference[1]).sum()) / len(reference[1])
     doc: dict[str, Any] = {"format": FORMAT, "options": options, "machine": machine(),
                            "float_accuracy": float_acc, "float_model": info.get("path"),
                            "test_images": len(loader(splits.test, budget.test_images).dataset),
@@ -231,7 +243,7 @@ def run_sweep(workload: str | Workload, weight_clusters: list[int], input_cluste
         task = bar.add_task(f"sweep {wl.name}", total=len(todo))
         for w, u in todo:
             bar.update(task, description=f"sweep {wl.name} w={w} u={u}")
-            points.append(evaluate_point(wl, w, u, quick, splits, budget, float_acc,
+            points.append(evaluate_point(wl, w, u, quick, splits, budget, reference,
                                          retrain=mode == "all", max_epochs=max_epochs,
                                          progress=progress, console=console, root=root))
             write_json(path, doc)
@@ -239,7 +251,7 @@ def run_sweep(workload: str | Workload, weight_clusters: list[int], input_cluste
                 console.print(f"sweep {wl.name}: {_describe(points[-1])}")
             bar.advance(task)
     if mode == "search":
-        _search(wl, points, quick, splits, budget, float_acc, max_epochs, retrain_limit,
+        _search(wl, points, quick, splits, budget, reference, max_epochs, retrain_limit,
                 save=lambda: write_json(path, doc), progress=progress, console=console,
                 root=root)
     order = {(w, u): i for i, (w, u) in enumerate(grid)}

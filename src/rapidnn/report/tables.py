@@ -29,6 +29,11 @@ def pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f}%"
 
 
+def loss(x: float | None, se: float | None = None) -> str:
+    """A quality loss in percentage points, with its paired standard error when known."""
+    return pct(x) if x is None or se is None else f"{pct(x)} ± {100 * se:.2f}"
+
+
 def ratio(x: float | None) -> str:
     return "-" if x is None else f"{x:.3g}x"
 
@@ -67,7 +72,8 @@ def paper_table(workloads: Sequence[dict[str, Any]], shapes: Sequence[dict[str, 
     for b in BASELINES:
         headers += [f"{b} energy", f"{b} speed"]
     t = Table(headers, title="RAPIDNN vs ISAAC, PipeLayer, GPU (per network: the smallest "
-                             "(w, u) within 0.3 points; * = none within, most accurate shown)")
+                             "(w, u) within 0.3 points; * = none within, most accurate shown; "
+                             "quality loss ± its paired standard error)")
 
     def ratios(vs: dict[str, dict[str, float]], fmt: Any = ratio) -> list[str]:
         return [fmt(vs.get(b, {}).get(k)) for b in BASELINES
@@ -77,7 +83,7 @@ def paper_table(workloads: Sequence[dict[str, Any]], shapes: Sequence[dict[str, 
         star = "" if e.get("smallest_within_tolerance") is not None else "*"
         t.rows.append([e["name"], f"{e['weight_clusters']}, {e['input_clusters']}{star}",
                        pct(e["float_accuracy"]), pct(e["composed_accuracy"]),
-                       pct(e["quality_loss"]), *ratios(e["vs"])])
+                       loss(e["quality_loss"], e.get("quality_loss_se")), *ratios(e["vs"])])
     for s in shapes:
         t.rows.append([f"{s['name']} (shape only)", "n/a", "n/a", "n/a", "n/a",
                        *ratios(s["vs"])])
@@ -115,8 +121,9 @@ def sweep_table(points: Sequence[dict[str, Any]], title: str = "sweep") -> Table
     for p in points:
         t.rows.append([str(p["weight_clusters"]), str(p["input_clusters"]),
                        pct(p.get("accuracy_before_retraining")), pct(p["composed_accuracy"]),
-                       pct(p["quality_loss"]), f"{p['bytes_per_neuron']:.1f}",
-                       f"{p['energy_j']:.3e}", str(p.get("retrain_epochs", "-")),
+                       loss(p["quality_loss"], p.get("quality_loss_se")),
+                       f"{p['bytes_per_neuron']:.1f}", f"{p['energy_j']:.3e}",
+                       str(p.get("retrain_epochs", "-")),
                        "*" if p.get("pareto") else ""])
     return t
 

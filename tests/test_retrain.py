@@ -43,14 +43,15 @@ def test_cluster_aware_model_matches_composed_model(task):
 def test_retraining_recovers_accuracy_and_is_deterministic(task):
     net, train, val = task
     cm = rapidnn.compose(net, train, 2, 4, calibration_batches=5)
-    r1 = retrain(cm, loader(*train.dataset.tensors), val, tolerance=0.0, max_epochs=3, lr=3e-3,
+    r1 = retrain(cm, loader(*train.dataset.tensors), val, tolerance=0.0, max_rounds=3, lr=3e-3,
                  calibration=5, progress=False)
-    assert [h.epoch for h in r1.history] == [0, 1, 2, 3]
+    assert [h.round for h in r1.history] == [0, 1, 2, 3]
+    assert r1.rounds == 3 and r1.settings["loss"] == "distill"
     assert r1.best.composed_accuracy > r1.history[0].composed_accuracy
     assert accuracy(r1.composed, val) == r1.best.composed_accuracy
     torch.manual_seed(123)  # the global RNG must not matter
     fresh = loader(*train.dataset.tensors)
-    r2 = retrain(cm, fresh, val, tolerance=0.0, max_epochs=3, lr=3e-3, calibration=5,
+    r2 = retrain(cm, fresh, val, tolerance=0.0, max_rounds=3, lr=3e-3, calibration=5,
                  progress=False)
     assert [h.composed_accuracy for h in r1.history] == [h.composed_accuracy for h in r2.history]
 
@@ -58,7 +59,7 @@ def test_retraining_recovers_accuracy_and_is_deterministic(task):
 def test_retraining_stops_once_within_tolerance(task):
     net, train, val = task
     cm = rapidnn.compose(net, train, 32, 32, calibration_batches=5)
-    r = retrain(cm, train, val, tolerance=1.0, max_epochs=5, progress=False)
+    r = retrain(cm, train, val, tolerance=1.0, max_rounds=5, progress=False)
     assert len(r.history) == 1 and r.converged
     assert r.composed is cm
 
@@ -68,5 +69,58 @@ def test_retrain_rejects_bad_arguments(task):
     cm = rapidnn.compose(net, train, 4, 4, calibration_batches=2)
     with pytest.raises(ValueError, match="tolerance"):
         retrain(cm, train, val, tolerance=-1)
+    with pytest.raises(ValueError, match="min_rounds"):
+        retrain(cm, train, val, max_rounds=1, min_rounds=2)
+    with pytest.raises(ValueError, match="unknown retraining loss"):
+        retrain(cm, train, val, loss="mse")
+    with pytest.raises(ValueError, match="round_batches"):
+        retrain(cm, train, val, round_batches=0)
     with pytest.raises(ValueError, match="labelled"):
         retrain(cm, train, [], progress=False)
+
+
+def test_rounds_of_batches_continue_through_the_data(task):
+    net, train, val = task
+    cm = rapidnn.compose(net, train, 4, 4, calibration_batches=5)
+    seen: list[int] = []
+
+    class Counting:
+        """20 batches per epoch; records which batch is served."""
+
+        def __init__(self, base):
+            self.base = base
+
+        def __len__(self):
+            return len(self.base)
+
+        def __iter__(self):
+            for i, item in enumerate(self.base):
+                seen.append(i)
+                yield item
+
+    data = Counting(loader(*train.dataset.tensors))
+    r = retrain(cm, data, val, tolerance=0.0, max_rounds=3, round_batches=15, calibration=5,
+                progress=False)
+    assert [h.batches for h in r.history] == [0, 15, 15, 15]
+    # 5 calibration batches, then 45 training batches streamed over three epochs (20 each)
+    assert seen[5:] == list(range(20)) + list(range(20)) + list(range(5))
+
+
+def test_min_rounds_fine_tunes_even_within_tolerance(task):
+    net, train, val = task
+    cm = rapidnn.compose(net, train, 32, 32, calibration_batches=5)
+    r = retrain(cm, train, val, tolerance=1.0, max_rounds=5, min_rounds=1, round_batches=5,
+                progress=False)
+    assert r.rounds == 1 and r.chosen == 1 and r.composed is not cm and r.converged
+
+
+def test_label_loss_and_distillation_differ(task):
+    net, train, val = task
+    cm = rapidnn.compose(net, train, 2, 4, calibration_batches=5)
+    kw = {"tolerance": 0.0, "max_rounds": 1, "round_batches": 10, "lr": 3e-3, "calibration": 5,
+          "progress": False}
+    ce = retrain(cm, train, val, loss="ce", **kw)
+    kd = retrain(cm, train, val, loss="distill", **kw)
+    assert ce.settings["loss"] == "ce" and "temperature" not in ce.settings
+    assert kd.settings["temperature"] == 2.0
+    assert ce.history[1].train_loss != kd.history[1].train_loss

@@ -53,7 +53,8 @@ def print_json(obj: Any) -> None:
 def demo(
     weight_clusters: Annotated[int, typer.Option(min=2, max=256, help="w")] = 16,
     input_clusters: Annotated[int, typer.Option(min=2, max=256, help="u")] = 16,
-    max_epochs: Annotated[int, typer.Option(min=0, help="retraining epochs at most")] = 5,
+    max_rounds: Annotated[int, typer.Option(min=0, help="retraining rounds (of one epoch) at "
+                                                       "most")] = 5,
     save: Annotated[str | None, typer.Option(help="write the composed model (.rapidnn)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the figures as JSON")] = False,
 ) -> None:
@@ -62,7 +63,7 @@ def demo(
 
     with user_errors():
         console = Console(stderr=True) if as_json else Console()
-        figures = run_demo(weight_clusters, input_clusters, max_epochs, console=console,
+        figures = run_demo(weight_clusters, input_clusters, max_rounds, console=console,
                            save=save)
     if as_json:
         print_json(figures)

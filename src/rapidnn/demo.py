@@ -15,7 +15,7 @@ from rapidnn.workloads.store import get_trained
 WORKLOAD = "mnist-mlp"  # MLP 784-512-512-10, ReLU; recipe and split in rapidnn.workloads
 
 
-def run_demo(weight_clusters: int = 16, input_clusters: int = 16, max_epochs: int = 5,
+def run_demo(weight_clusters: int = 16, input_clusters: int = 16, max_rounds: int = 5,
              console: Console | None = None, save: str | None = None) -> dict[str, Any]:
     """Run the demo and return its figures (accuracies are fractions of the test set).
 
@@ -29,7 +29,7 @@ def run_demo(weight_clusters: int = 16, input_clusters: int = 16, max_epochs: in
     float_acc = accuracy(model, test)
     composed = compose(model, train, weight_clusters, input_clusters, calibration_batches=20)
     before = accuracy(composed, test)
-    result = retrain(composed, train, val, tolerance=0.003, max_epochs=max_epochs)
+    result = retrain(composed, train, val, tolerance=0.003, max_rounds=max_rounds)
     after = accuracy(result.composed, test)
     if save:
         result.composed.metadata.update({"dataset": workload.dataset, "workload": WORKLOAD})
@@ -39,14 +39,14 @@ def run_demo(weight_clusters: int = 16, input_clusters: int = 16, max_epochs: in
         "weight_clusters": weight_clusters, "input_clusters": input_clusters,
         "float_accuracy": float_acc, "composed_accuracy_before_retraining": before,
         "composed_accuracy": after, "quality_loss": float_acc - after,
-        "retrain_epochs": len(result.history) - 1, "bits_per_neuron": mem["bits_per_neuron"],
+        "retrain_rounds": result.rounds, "bits_per_neuron": mem["bits_per_neuron"],
         "bytes_per_neuron": mem["bits_per_neuron"] / 8, "seconds": time.perf_counter() - t0,
     }
     console.print(f"MNIST MLP 784-512-512-10, w = {weight_clusters}, u = {input_clusters}")
     console.print(f"  float accuracy (test)              {float_acc:.4f}")
     console.print(f"  composed, before retraining        {before:.4f}  "
                   f"(loss {100 * (float_acc - before):+.2f} points)")
-    console.print(f"  composed, after {figures['retrain_epochs']} retraining epoch(s) "
+    console.print(f"  composed, after {figures['retrain_rounds']} retraining round(s)  "
                   f"{after:.4f}  (quality loss {100 * (float_acc - after):+.2f} points)")
     console.print(f"  memory per neuron                  {figures['bytes_per_neuron']:.1f} bytes "
                   f"({mem['bits_per_neuron']:.0f} bits: tables, weight codes, thresholds, bias)")

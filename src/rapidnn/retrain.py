@@ -2,24 +2,33 @@
 
 Each round (paper notes section 5, step 9; our reconstruction, decision F7):
 
-1. fine-tune one epoch with a cluster-aware float model: weights are replaced by the mean of
-   their cluster (shadow-weight updates through a straight-through estimator), every encoded
-   tensor is snapped to its nearest input centroid (straight-through estimator);
+1. fine-tune a cluster-aware float model for ``round_batches`` training batches (default: one
+   epoch): weights are replaced by the mean of their cluster (shadow-weight updates through a
+   straight-through estimator), every encoded tensor is snapped to its nearest input centroid
+   (straight-through estimator). The loss is, by default, distillation from the float model
+   (``T^2 KL(softmax(t/T) || softmax(s/T)) + label_weight * CE(s, y)``, Hinton et al. 2015,
+   T = 2, label weight 0.5): the quality loss compares the composed model with the float
+   model, so the composed model is taught to agree with it; ``loss="ce"`` trains on the labels
+   only. The training batches continue from round to round (a new epoch starts when the data
+   is exhausted);
 2. re-compose from the updated shadow weights: weights are re-clustered, and input codebooks
    are re-estimated from the activations of the cluster-aware model;
-3. evaluate the composed (integer) model on the validation data and stop as soon as its accuracy
-   is within ``tolerance`` (absolute, 0.003 = 0.3 points) of the float model.
+3. evaluate the composed (integer) model on the validation data and stop as soon as its
+   accuracy is within ``tolerance`` (absolute, 0.003 = 0.3 points) of the float model, once at
+   least ``min_rounds`` rounds were run. The result is the round most accurate on validation
+   among rounds ``>= min_rounds``.
 """
 
 from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
@@ -28,14 +37,16 @@ from rapidnn.capture import CapturedGraph, float_op
 from rapidnn.compose import calibration_batches, compose_graph, make_plan
 from rapidnn.composed import ComposedModel
 from rapidnn.ops import WeightedLayer
-from rapidnn.training import fit_epoch
+
+LOSSES = ("distill", "ce")
 
 
 @dataclass
 class RetrainRound:
-    """One line of the retraining history (epoch 0 = before any fine-tuning)."""
+    """One line of the retraining history (round 0 = before any fine-tuning)."""
 
-    epoch: int
+    round: int
+    batches: int
     train_loss: float | None
     composed_accuracy: float
     float_accuracy: float
@@ -45,22 +56,30 @@ class RetrainRound:
 
 @dataclass
 class RetrainResult:
-    """The best composed model found and the history that led to it."""
+    """The chosen composed model, the history that led to it and the retraining settings."""
 
     composed: ComposedModel
     history: list[RetrainRound] = field(default_factory=list)
     converged: bool = False
+    chosen: int = 0
+    settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def float_accuracy(self) -> float:
         return self.history[0].float_accuracy
 
     @property
+    def rounds(self) -> int:
+        """Fine-tuning rounds run (the history's length minus round 0)."""
+        return len(self.history) - 1
+
+    @property
     def best(self) -> RetrainRound:
-        return max(self.history, key=lambda r: r.composed_accuracy)
+        return self.history[self.chosen]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"converged": self.converged, "history": [asdict(r) for r in self.history]}
+        return {"converged": self.converged, "rounds": self.rounds, "chosen_round": self.chosen,
+                "settings": self.settings, "history": [asdict(r) for r in self.history]}
 
 
 class ClusterAwareModel(nn.Module):
@@ -153,61 +172,116 @@ def accuracy(model: Callable[[torch.Tensor], torch.Tensor], data: Iterable[Any],
 
 
 def retrain(composed: ComposedModel, train_data: Iterable[Any], val_data: Iterable[Any],
-            tolerance: float = 0.003, max_epochs: int = 10, lr: float = 1e-4, seed: int = 0,
-            calibration: int = 20, progress: bool = True,
-            console: Console | None = None) -> RetrainResult:
+            tolerance: float = 0.003, max_rounds: int = 10, *, round_batches: int | None = None,
+            min_rounds: int = 0, loss: str = "distill", temperature: float = 2.0,
+            label_weight: float = 0.5, lr: float = 1e-4, seed: int = 0, calibration: int = 20,
+            progress: bool = True, console: Console | None = None) -> RetrainResult:
     """Fine-tune and re-compose until validation accuracy is within ``tolerance`` of float.
 
     ``train_data``/``val_data`` are re-iterable sequences of ``(input, label)`` batches (a
-    DataLoader with a seeded generator keeps shuffling deterministic); ``calibration`` is the
-    number of training batches used to re-estimate input codebooks each round; the progress
-    bar goes to ``console`` (default: stderr).
+    DataLoader with a seeded generator keeps shuffling deterministic); a round is
+    ``round_batches`` training batches (None: ``len(train_data)``, one epoch); ``loss`` is
+    ``"distill"`` (from ``composed.float_forward``, with ``temperature`` and ``label_weight``)
+    or ``"ce"`` (module docstring); ``calibration`` is the number of training batches used to
+    re-estimate input codebooks each round; the progress bar goes to ``console`` (default:
+    stderr).
     """
     if tolerance < 0:
         raise ValueError("tolerance must be non-negative")
-    if max_epochs < 0:
-        raise ValueError("max_epochs must be non-negative")
+    if max_rounds < 0 or min_rounds < 0 or min_rounds > max_rounds:
+        raise ValueError(f"need 0 <= min_rounds <= max_rounds, got {min_rounds}, {max_rounds}")
+    if loss not in LOSSES:
+        raise ValueError(f"unknown retraining loss {loss!r} ({', '.join(LOSSES)})")
+    if round_batches is not None and round_batches < 1:
+        raise ValueError(f"round_batches must be positive, got {round_batches}")
+    if temperature <= 0 or label_weight < 0:
+        raise ValueError("temperature must be positive and label_weight non-negative")
+    per_round = round_batches if round_batches is not None else len(train_data)  # type: ignore[arg-type]
+    settings = {"loss": loss, "lr": lr, "round_batches": per_round, "min_rounds": min_rounds,
+                "max_rounds": max_rounds, "tolerance": tolerance, "seed": seed,
+                **({"temperature": temperature, "label_weight": label_weight}
+                   if loss == "distill" else {})}
     torch.manual_seed(seed)
     start = time.perf_counter()
     float_acc = accuracy(composed.float_forward, val_data)
     comp_acc = accuracy(composed, val_data)
-    history = [RetrainRound(0, None, comp_acc, float_acc, float_acc - comp_acc,
+    history = [RetrainRound(0, 0, None, comp_acc, float_acc, float_acc - comp_acc,
                             time.perf_counter() - start)]
-    best = composed
+    models = {0: composed}
     batches = calibration_batches(train_data, calibration)
+    stream = _endless(train_data)
+    objective = _objective(loss, composed.float_forward, temperature, label_weight)
     current = composed
     with _progress(progress, console) as bar:
-        for epoch in range(1, max_epochs + 1):
-            if float_acc - history[-1].composed_accuracy <= tolerance:
+        for r in range(1, max_rounds + 1):
+            if r - 1 >= min_rounds and history[-1].quality_loss <= tolerance:
                 break
             t0 = time.perf_counter()
             qat = ClusterAwareModel(current)
-            loss = _train_epoch(qat, train_data, lr, bar, epoch, max_epochs)
+            train_loss = _train_round(qat, stream, per_round, objective, lr, bar, r, max_rounds)
             current = compose_graph(qat.updated_graph(), batches, current.config,
                                     forward=qat.forward)
             current.metadata = dict(composed.metadata)
             comp_acc = accuracy(current, val_data)
-            history.append(RetrainRound(epoch, loss, comp_acc, float_acc, float_acc - comp_acc,
-                                        time.perf_counter() - t0))
-            if comp_acc > max(r.composed_accuracy for r in history[:-1]):
-                best = current
-    converged = min(r.quality_loss for r in history) <= tolerance
-    return RetrainResult(best, history, converged)
+            history.append(RetrainRound(r, per_round, train_loss, comp_acc, float_acc,
+                                        float_acc - comp_acc, time.perf_counter() - t0))
+            models[r] = current
+    eligible = [h for h in history if h.round >= min_rounds]
+    chosen = max(eligible, key=lambda h: (h.composed_accuracy, -h.round)).round
+    converged = any(h.quality_loss <= tolerance for h in eligible)
+    return RetrainResult(models[chosen], history, converged, chosen, settings)
 
 
-def _train_epoch(model: ClusterAwareModel, data: Iterable[Any], lr: float, bar: Progress | None,
-                 epoch: int, max_epochs: int) -> float:
+Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _objective(loss: str, teacher: Callable[[torch.Tensor], torch.Tensor], temperature: float,
+               label_weight: float) -> Objective:
+    """``f(x, student_logits, labels)``: the training loss of one batch (module docstring)."""
+    if loss == "ce":
+        return lambda x, s, y: F.cross_entropy(s, y)
+
+    def distill(x: torch.Tensor, s: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            t = teacher(x)
+        soft = F.kl_div(F.log_softmax(s / temperature, 1), F.log_softmax(t / temperature, 1),
+                        log_target=True, reduction="batchmean")
+        return temperature ** 2 * soft + label_weight * F.cross_entropy(s, y)
+
+    return distill
+
+
+def _endless(data: Iterable[Any]) -> Iterator[Any]:
+    """The batches of ``data``, re-iterated (a new epoch) whenever they run out."""
+    while True:
+        empty = True
+        for item in data:
+            empty = False
+            yield item
+        if empty:
+            raise ValueError("retraining needs at least one training batch")
+
+
+def _train_round(model: ClusterAwareModel, stream: Iterator[Any], batches: int,
+                 objective: Objective, lr: float, bar: Progress | None, r: int,
+                 max_rounds: int) -> float:
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    total = getattr(data, "__len__", None)
     task = None
     if bar is not None:
-        task = bar.add_task(f"retrain epoch {epoch}/{max_epochs}",
-                            total=total() if total else None)
-    loss = fit_epoch(model, data, opt,
-                     on_batch=None if bar is None else lambda i: bar.advance(task))
+        task = bar.add_task(f"retrain round {r}/{max_rounds}", total=batches)
+    losses = []
+    for _ in range(batches):
+        x, y = next(stream)
+        opt.zero_grad(set_to_none=True)
+        loss = objective(x, model(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        if bar is not None:
+            bar.advance(task)
     if bar is not None:
         bar.remove_task(task)
-    return loss
+    return sum(losses) / len(losses)
 
 
 class _NoProgress:

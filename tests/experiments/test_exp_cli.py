@@ -69,7 +69,7 @@ def test_sweep_options_change_is_an_error(tiny, tmp_path: Path) -> None:
 def test_search_sweep_json_is_clean_stdout(tiny, tmp_path: Path) -> None:
     result = runner.invoke(_app(), ["sweep", "isolet-mlp", "--weight-clusters", "4,8",
                                     "--input-clusters", "8", "--search", "--retrain-limit",
-                                    "100", "--max-epochs", "1", "--quick", "--threads", "1",
+                                    "100", "--max-rounds", "1", "--quick", "--threads", "1",
                                     "--out", str(tmp_path / "sw"), "--json"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)  # progress bars and log lines went to stderr

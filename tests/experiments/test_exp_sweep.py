@@ -11,7 +11,7 @@ import rapidnn.experiments.sweep as sweep
 from rapidnn.experiments.common import Budget, parse_int_list
 
 TINY = Budget(test_images=200, val_images=52, train_batches=2, sim_images=16,
-              approx_images=16, max_epochs=1)
+              approx_images=16, max_rounds=1)
 
 
 @pytest.fixture
@@ -87,10 +87,10 @@ def test_interrupted_sweep_resumes(tiny, tmp_path: Path, monkeypatch) -> None:
 
 
 def test_sweep_with_retraining(tiny, tmp_path: Path) -> None:
-    doc = _run(tmp_path / "sw", ws=[4], mode="all", max_epochs=1, plot=False)
+    doc = _run(tmp_path / "sw", ws=[4], mode="all", max_rounds=1, plot=False)
     (p,) = doc["points"]
-    assert p["retrain_epochs"] <= 1 and "accuracy_before_retraining" in p and p["retrained"]
-    assert doc["options"]["max_epochs"] == 1
+    assert p["retrain_rounds"] == 1 and "accuracy_before_retraining" in p and p["retrained"]
+    assert doc["options"]["max_rounds"] == 1
     with pytest.raises(ValueError, match="unknown sweep mode"):
         _run(tmp_path / "other", mode="some")
 
@@ -108,7 +108,7 @@ def _fake_point(losses: dict[tuple[int, int], float], retrained_losses: dict):
                 "accuracy_before_retraining": float_acc - losses[(w, u)],
                 "bits_per_neuron": 10 * w + u, "bytes_per_neuron": (10 * w + u) / 8,
                 "energy_j": 1e-6 * (w + u), "retrained": retrain,
-                **({"retrain_epochs": 1} if retrain else {})}
+                **({"retrain_rounds": 1} if retrain else {})}
 
     return point, calls
 
@@ -149,7 +149,7 @@ def test_search_reports_most_accurate_when_nothing_is_within(tiny, tmp_path,
 
 def test_search_on_a_real_workload(tiny, tmp_path: Path) -> None:
     doc = _run(tmp_path / "sw", ws=[4, 8], us=[4, 8], mode="search", retrain_limit=1.0,
-               max_epochs=1, plot=False)
+               max_rounds=1, plot=False)
     first = sweep.search_order(doc["points"])[0]
     assert first["search"] == "retrained" and first["retrained"]
     best = doc["smallest_within_tolerance"]
@@ -180,3 +180,31 @@ def test_parse_int_list() -> None:
                      ("1,4", "out of range")):
         with pytest.raises(ValueError, match=msg):
             parse_int_list(bad, "--w")
+
+
+def test_search_takes_a_point_within_tolerance_before_retraining_as_it_is(
+        tiny, tmp_path, monkeypatch) -> None:
+    losses = {(4, 4): 0.01, (8, 4): 0.002}
+    point, calls = _fake_point(losses, {(4, 4): 0.008, (8, 4): 0.0})
+    monkeypatch.setattr(sweep, "evaluate_point", point)
+    doc = _run(tmp_path / "sw", mode="search", plot=False)
+    assert calls == [(4, 4, False), (8, 4, False), (4, 4, True)]
+    best = doc["smallest_within_tolerance"]
+    assert (best["weight_clusters"], best["retrained"]) == (8, False)
+    assert best["search"] == "within tolerance before retraining"
+
+
+def test_other_retraining_options_keep_the_composed_points(tiny, tmp_path, monkeypatch) -> None:
+    losses = {(4, 4): 0.01, (8, 4): 0.01}
+    point, calls = _fake_point(losses, {(4, 4): 0.008, (8, 4): 0.002})
+    monkeypatch.setattr(sweep, "evaluate_point", point)
+    _run(tmp_path / "sw", mode="search", plot=False)
+    assert calls == [(4, 4, False), (8, 4, False), (4, 4, True), (8, 4, True)]
+    calls.clear()
+    doc = _run(tmp_path / "sw", mode="search", plot=False, retrain_limit=0.005)
+    # both retrained points are measured again as composed; the new limit skips both
+    assert calls == [(4, 4, False), (8, 4, False)]
+    assert doc["smallest_within_tolerance"] is None
+    assert all(p["search"].startswith("not retrained") for p in doc["points"])
+    with pytest.raises(sweep.SweepOptionsError, match="weight_clusters"):
+        _run(tmp_path / "sw", ws=[4, 16], mode="search", plot=False)

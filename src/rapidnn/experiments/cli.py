@@ -68,7 +68,7 @@ def sweep_cmd(
     retrain_limit: Annotated[float, typer.Option(min=0.0, max=100.0, help="--search: do not "
                                                  "retrain points losing more than this many "
                                                  "points before retraining")] = 1.5,
-    max_epochs: Annotated[int | None, typer.Option(min=0, help="retraining epochs at most")]
+    max_rounds: Annotated[int | None, typer.Option(min=0, help="retraining rounds at most")]
     = None,
     quick: Annotated[bool, typer.Option("--quick", help="quick recipe and data subsets")]
     = False,
@@ -94,7 +94,7 @@ def sweep_cmd(
         us = parse_int_list(input_clusters, "--input-clusters")
         _threads(threads)
         mode = "all" if retrain else "search" if search else "none"
-        doc = run_sweep(workload, ws, us, mode=mode, max_epochs=max_epochs, quick=quick,
+        doc = run_sweep(workload, ws, us, mode=mode, max_rounds=max_rounds, quick=quick,
                         out=out, restart=restart, console=Console(stderr=True),
                         retrain_limit=retrain_limit / 100)
     if as_json:

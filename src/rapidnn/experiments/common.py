@@ -28,8 +28,10 @@ class Budget:
 
     ``test_images``: test examples for float and composed accuracy (both on the same ones);
     ``val_images``: validation examples checked by retraining; ``train_batches``: training
-    batches per retraining epoch; ``sim_images`` / ``approx_images``: test examples run on the
-    accelerator simulator (exact / approximate-search sweep); ``max_epochs``: retraining rounds.
+    batches per retraining round (None: one epoch); ``max_rounds`` / ``min_rounds``: retraining
+    rounds at most / at least (at least one: a point the experiments retrain is fine-tuned);
+    ``sim_images`` / ``approx_images``: test examples run on the accelerator simulator (exact /
+    approximate-search sweep).
     """
 
     test_images: int | None = None
@@ -37,15 +39,18 @@ class Budget:
     train_batches: int | None = None
     sim_images: int | None = 2000
     approx_images: int | None = 500
-    max_epochs: int = 5
+    max_rounds: int = 4
+    min_rounds: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-FULL = Budget(max_epochs=3)  # full epochs; 3 rounds bound a CIFAR-10 point to ~15 min
+#: rounds of 100 batches (12,800 CIFAR-10 images, about a quarter epoch; 4 rounds bound a
+#: CIFAR-10 point to about 7 minutes of VGG retraining on two cores)
+FULL = Budget(train_batches=100, max_rounds=4)
 QUICK = Budget(test_images=1000, val_images=500, train_batches=20, sim_images=128,
-               approx_images=128, max_epochs=1)
+               approx_images=128, max_rounds=1)
 
 
 def budget_for(quick: bool) -> Budget:
@@ -62,29 +67,6 @@ def subset(dataset: Dataset, limit: int | None) -> Dataset:
 
 def loader(dataset: Dataset, limit: int | None = None, batch: int = 500) -> DataLoader:
     return DataLoader(subset(dataset, limit), batch_size=batch)
-
-
-class _FirstBatches:
-    """A re-iterable view of the first ``n`` batches of a loader (same batches every pass)."""
-
-    def __init__(self, source: Any, n: int) -> None:
-        self.batches = []
-        for item in source:
-            self.batches.append(item)
-            if len(self.batches) >= n:
-                break
-
-    def __iter__(self):
-        return iter(self.batches)
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-
-def train_data(splits: Splits, batches: int | None) -> Any:
-    """Retraining batches: the seeded training loader, or its first ``batches`` batches."""
-    source = splits.train_loader()
-    return source if batches is None else _FirstBatches(source, batches)
 
 
 def parse_int_list(text: str, option: str, lo: int = 2, hi: int = 256) -> list[int]:
@@ -140,24 +122,26 @@ def _json_default(obj: Any) -> Any:
 
 
 def retrained(wl: Workload, w: int, u: int, quick: bool, splits: Splits, budget: Budget, *,
-              max_epochs: int | None = None, progress: bool = True,
+              max_rounds: int | None = None, progress: bool = True,
               console: Console | None = None, root: str | os.PathLike[str] | None = None,
               on_compose: Callable[[], None] | None = None,
               ) -> tuple[ComposedModel, ComposedModel, dict[str, Any]]:
     """``(composed, retrained, info)`` for ``wl`` at ``(w, u)``: the composed model from the
-    store, then retrained to :data:`TOLERANCE` on the validation data (also cached in the
-    store, tag ``retrained``, keyed by the retraining settings). ``info['retrain']`` holds the
+    store, then retrained to :data:`TOLERANCE` on the validation data (rounds of
+    ``budget.train_batches`` batches, distillation from the float model; cached in the store,
+    tag ``retrained``, keyed by the retraining settings). ``info['retrain']`` holds the
     retraining history; ``info['cached']`` says whether the retrained model was reused."""
     from rapidnn.retrain import retrain
     from rapidnn.workloads.store import composed_path, get_composed, load_composed, save_composed
 
-    epochs = budget.max_epochs if max_epochs is None else max_epochs
+    rounds = budget.max_rounds if max_rounds is None else max_rounds
+    least = min(budget.min_rounds, rounds)
     if on_compose is not None:
         on_compose()
     composed, _ = get_composed(wl, w, u, quick, progress, root=root, console=console)
     opts = {"weight_clusters": w, "input_clusters": u, "calibration_batches": 20,
-            "retrain": {"tolerance": TOLERANCE, "max_epochs": epochs,
-                        "train_batches": budget.train_batches,
+            "retrain": {"tolerance": TOLERANCE, "max_rounds": rounds, "min_rounds": least,
+                        "round_batches": budget.train_batches, "loss": "distill",
                         "val_images": budget.val_images}}
     hit = load_composed(wl, opts, quick, root, tag="retrained")
     if hit is not None:
@@ -170,11 +154,11 @@ def retrained(wl: Workload, w: int, u: int, quick: bool, splits: Splits, budget:
             return composed, hit, {"retrain": meta["retrain"], "cached": True,
                                    "path": str(path)}
     val = loader(splits.val, budget.val_images, batch=1000)
-    result = retrain(composed, train_data(splits, budget.train_batches), val,
-                     tolerance=TOLERANCE, max_epochs=epochs, progress=progress,
-                     console=console)
+    result = retrain(composed, splits.train_loader(), val, tolerance=TOLERANCE,
+                     max_rounds=rounds, min_rounds=least, round_batches=budget.train_batches,
+                     loss="distill", progress=progress, console=console)
     best = result.composed
     best.metadata = {**composed.metadata, "workload": wl.name, "dataset": wl.dataset}
-    info = {"retrain": {**result.to_dict(), "epochs": len(result.history) - 1}}
+    info = {"retrain": result.to_dict()}
     path = save_composed(best, wl, opts, quick, root, tag="retrained", meta=info)
     return composed, best, {**info, "cached": False, "path": str(path)}

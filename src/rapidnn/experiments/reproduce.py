@@ -45,20 +45,25 @@ def evaluate_workload(wl: Workload, quick: bool, budget: Budget, w: int = 16, u:
     """One row of the evaluation at ``(w, u)`` (module docstring); accuracies are fractions.
     ``point`` is the sweep's row of ``(w, u)``: if it was retrained, its test accuracies and
     the standard error of the quality loss (same test examples, same stored models) are reused
-    instead of measured again."""
+    instead of measured again; if not, the composed model is evaluated as it is (the search
+    found it within tolerance before retraining)."""
     from rapidnn.accel.simulator import approximation_sweep, simulate_dataset
     from rapidnn.accel.trace import Trace
     from rapidnn.costs import compare
     from rapidnn.quality import paired_loss, predictions
     from rapidnn.retrain import accuracy
-    from rapidnn.workloads.store import get_trained
+    from rapidnn.workloads.store import get_composed, get_trained
 
     t0 = time.perf_counter()
     model, info = get_trained(wl, quick, progress, root=root, console=console)
     splits = wl.splits(quick)
     test = loader(splits.test, budget.test_images)
-    composed, final, rinfo = retrained(wl, w, u, quick, splits, budget, progress=progress,
-                                       console=console, root=root)
+    if point is not None and not point.get("retrained"):  # the search took it as it is
+        composed, _ = get_composed(wl, w, u, quick, progress, root=root, console=console)
+        final, rinfo = composed, {"retrain": None, "cached": None, "path": None}
+    else:
+        composed, final, rinfo = retrained(wl, w, u, quick, splits, budget, progress=progress,
+                                           console=console, root=root)
     with torch.no_grad():
         if point is not None and point.get("retrained") and "quality_loss_se" in point:
             float_acc, se = point["float_accuracy"], point["quality_loss_se"]
@@ -89,7 +94,8 @@ def evaluate_workload(wl: Workload, quick: bool, budget: Budget, w: int = 16, u:
         "quality_loss_se": se,
         "within_tolerance": float_acc - after <= TOLERANCE,
         "weight_clusters": w, "input_clusters": u,
-        "retrain": {**rinfo["retrain"], "cached": rinfo["cached"], "path": rinfo["path"]},
+        "retrain": (None if rinfo["retrain"] is None else
+                    {**rinfo["retrain"], "cached": rinfo["cached"], "path": rinfo["path"]}),
         "simulation": {k: sim[k] for k in ("images", "accuracy", "agreement",
                                            "composed_accuracy", "totals", "seconds")},
         "approximation": {"images": len(loader(splits.test, budget.approx_images).dataset),
@@ -132,7 +138,7 @@ def evaluate_shape(name: str) -> dict[str, Any]:
 
 def _point(p: dict[str, Any] | None) -> dict[str, Any] | None:
     keys = ("weight_clusters", "input_clusters", "composed_accuracy", "quality_loss",
-            "bytes_per_neuron", "retrain_epochs")
+            "bytes_per_neuron", "retrain_rounds")
     return None if p is None else {k: p.get(k) for k in keys}
 
 

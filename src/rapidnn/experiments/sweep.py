@@ -2,14 +2,16 @@
 
 Three retraining modes: ``"none"`` (composed models only), ``"all"`` (every point retrained
 to the tolerance) and ``"search"``: every point is composed and measured, then points are
-retrained in ascending memory per neuron until one is within the tolerance; that point is
-the smallest (w, u) within tolerance, and larger points are not retrained. Points whose loss
-before retraining exceeds ``retrain_limit`` are not retrained (our choice, see
-``docs/reproduce.md``: a few retraining epochs recover fractions of a point, not several).
+retrained in ascending memory per neuron until one is within the tolerance (a point within
+it before retraining is taken as it is); that point is the smallest (w, u) within tolerance,
+and larger points are not retrained. Points whose loss before retraining exceeds
+``retrain_limit`` are not retrained (our choice, see ``docs/reproduce.md``: a few retraining
+rounds recover fractions of a point, not several).
 
 :func:`run_sweep` writes ``<out>/sweep.json`` after every point (atomically), so an
 interrupted sweep resumes where it stopped: a rerun with the same options skips the finished
-points; a rerun with different options raises :class:`SweepOptionsError` (or starts afresh
+points; a rerun with other retraining options keeps the points measured without retraining;
+a rerun with other measurement options raises :class:`SweepOptionsError` (or starts afresh
 with ``restart=True``). At the end it writes a rich table (``sweep.txt``) and a Pareto plot
 (``pareto.png``: energy per inference against accuracy, front highlighted).
 """
@@ -49,18 +51,18 @@ class SweepOptionsError(ValueError):
 
 
 def sweep_options(wl: Workload, weight_clusters: list[int], input_clusters: list[int],
-                  mode: str, max_epochs: int | None, quick: bool, budget: Budget,
+                  mode: str, max_rounds: int | None, quick: bool, budget: Budget,
                   retrain_limit: float = RETRAIN_LIMIT) -> dict[str, Any]:
     return {"workload": wl.name, "float_key": wl.key(quick), "quick": quick,
             "weight_clusters": list(weight_clusters), "input_clusters": list(input_clusters),
-            "mode": mode, "max_epochs": max_epochs if mode != "none" else None,
+            "mode": mode, "max_rounds": max_rounds if mode != "none" else None,
             "retrain_limit": retrain_limit if mode == "search" else None,
             "tolerance": TOLERANCE, "budget": budget.to_dict()}
 
 
 def evaluate_point(wl: Workload, w: int, u: int, quick: bool, splits: Any, budget: Budget,
                    reference: tuple[torch.Tensor, torch.Tensor], *, retrain: bool,
-                   max_epochs: int | None, progress: bool, console: Console | None,
+                   max_rounds: int | None, progress: bool, console: Console | None,
                    root: str | os.PathLike[str] | None) -> dict[str, Any]:
     """One sweep point: compose (store-cached), optionally retrain, test accuracy and quality
     loss with its paired standard error against ``reference`` (the float model's predictions
@@ -76,10 +78,10 @@ def evaluate_point(wl: Workload, w: int, u: int, quick: bool, splits: Any, budge
     row: dict[str, Any] = {"weight_clusters": w, "input_clusters": u}
     if retrain:
         composed, final, info = retrained(wl, w, u, quick, splits, budget,
-                                          max_epochs=max_epochs, progress=progress,
+                                          max_rounds=max_rounds, progress=progress,
                                           console=console, root=root)
         row["accuracy_before_retraining"] = accuracy(composed, test)
-        row["retrain_epochs"] = info["retrain"]["epochs"]
+        row["retrain_rounds"] = info["retrain"]["rounds"]
         row["converged"] = info["retrain"]["converged"]
     else:
         final, _ = get_composed(wl, w, u, quick, progress, root=root, console=console)
@@ -105,7 +107,22 @@ def evaluate_point(wl: Workload, w: int, u: int, quick: bool, splits: Any, budge
     return row
 
 
-def _load_existing(path: Path, options: dict[str, Any], restart: bool) -> list[dict[str, Any]]:
+#: option keys that only concern retraining (older sweeps named the rounds ``max_epochs``)
+RETRAIN_OPTIONS = ("mode", "max_rounds", "max_epochs", "retrain_limit")
+
+
+def _measurement(options: dict[str, Any]) -> dict[str, Any]:
+    """The options that determine a point's measurement before retraining."""
+    view = {k: v for k, v in options.items() if k not in RETRAIN_OPTIONS}
+    view["budget"] = {"test_images": (options.get("budget") or {}).get("test_images")}
+    return view
+
+
+def _load_existing(path: Path, options: dict[str, Any], restart: bool,
+                   console: Console) -> list[dict[str, Any]]:
+    """The finished points of an earlier run in ``path``. With other retraining options only,
+    the points measured without retraining are kept (and their search status cleared) and the
+    retrained ones are dropped, to be measured again; other differences raise."""
     if not path.is_file() or restart:
         return []
     try:
@@ -114,12 +131,23 @@ def _load_existing(path: Path, options: dict[str, Any], restart: bool) -> list[d
         return []  # unreadable (should not happen: writes are atomic): start afresh
     if not isinstance(old, dict) or old.get("format") != FORMAT:
         return []
-    if old.get("options") != options:
-        diff = sorted(k for k in set(options) | set(old.get("options", {}))
-                      if options.get(k) != old.get("options", {}).get(k))
-        raise SweepOptionsError(f"{path} was written with other options ({', '.join(diff)}); "
-                                "use another --out folder or pass --restart")
-    return list(old.get("points", []))
+    old_options = old.get("options", {})
+    points = list(old.get("points", []))
+    if old_options == options:
+        return points
+    if _measurement(old_options) == _measurement(options):
+        kept = [p for p in points if not p.get("retrained")]
+        for p in kept:
+            p.pop("search", None)
+            p.pop("pareto", None)
+        console.print(f"{path}: other retraining options; {len(kept)} point(s) measured "
+                      f"without retraining kept, {len(points) - len(kept)} retrained point(s) "
+                      "to measure again")
+        return kept
+    diff = sorted(k for k in set(options) | set(old_options)
+                  if options.get(k) != old_options.get(k))
+    raise SweepOptionsError(f"{path} was written with other options ({', '.join(diff)}); "
+                            "use another --out folder or pass --restart")
 
 
 def pareto_front(points: list[dict[str, Any]], x: str = "energy_j",
@@ -162,23 +190,28 @@ def _describe(p: dict[str, Any]) -> str:
         text += f" ± {100 * p['quality_loss_se']:.2f}"
     text += " points"
     if p.get("retrained"):
-        text += f", {p.get('retrain_epochs')} retraining epoch(s)"
+        text += f", {p.get('retrain_rounds')} retraining round(s)"
     return f"{text}), {p['bytes_per_neuron']:.1f} bytes/neuron, {p['seconds']:.0f} s"
 
 
 def _search(wl: Workload, points: list[dict[str, Any]], quick: bool, splits: Any,
             budget: Budget, reference: tuple[torch.Tensor, torch.Tensor],
-            max_epochs: int | None, retrain_limit: float, *,
+            max_rounds: int | None, retrain_limit: float, *,
             save: Any, progress: bool, console: Console | None,
             root: str | os.PathLike[str] | None) -> None:
     """Retrain in ascending memory until a point is within tolerance (updates ``points`` in
-    place and sets each point's ``search`` status; resumes from points already retrained)."""
+    place and sets each point's ``search`` status; resumes from points already retrained).
+    A point already within tolerance before retraining is the answer as it is."""
     found = False
     for p in search_order(points):
         if found:
             p["search"] = "not needed (a smaller point is within tolerance)"
             continue
         if p.get("search") != "retrained":
+            if p["quality_loss"] <= TOLERANCE + 1e-12:
+                p["search"] = "within tolerance before retraining"
+                found = True
+                continue
             if p["quality_loss"] > retrain_limit + 1e-12:
                 p["search"] = (f"not retrained (loss {100 * p['quality_loss']:.2f} points > "
                                f"limit {100 * retrain_limit:.2f})")
@@ -186,7 +219,7 @@ def _search(wl: Workload, points: list[dict[str, Any]], quick: bool, splits: Any
             w, u = p["weight_clusters"], p["input_clusters"]
             p.clear()
             p.update(evaluate_point(wl, w, u, quick, splits, budget, reference, retrain=True,
-                                    max_epochs=max_epochs, progress=progress, console=console,
+                                    max_rounds=max_rounds, progress=progress, console=console,
                                     root=root))
             p["search"] = "retrained"
             save()
@@ -196,7 +229,7 @@ def _search(wl: Workload, points: list[dict[str, Any]], quick: bool, splits: Any
 
 
 def run_sweep(workload: str | Workload, weight_clusters: list[int], input_clusters: list[int],
-              *, mode: str = "none", max_epochs: int | None = None, quick: bool = False,
+              *, mode: str = "none", max_rounds: int | None = None, quick: bool = False,
               out: str | os.PathLike[str] = "sweep", restart: bool = False,
               budget: Budget | None = None, progress: bool = True,
               console: Console | None = None, root: str | os.PathLike[str] | None = None,
@@ -215,16 +248,16 @@ def run_sweep(workload: str | Workload, weight_clusters: list[int], input_cluste
         raise ValueError(f"retrain limit must be a fraction in [0, 1], got {retrain_limit}")
     wl = get_workload(workload)
     budget = budget or budget_for(quick)
-    if mode != "none" and max_epochs is None:
-        max_epochs = budget.max_epochs
+    if mode != "none" and max_rounds is None:
+        max_rounds = budget.max_rounds
     folder = Path(out)
     path = folder / "sweep.json"
-    options = sweep_options(wl, weight_clusters, input_clusters, mode, max_epochs, quick,
+    options = sweep_options(wl, weight_clusters, input_clusters, mode, max_rounds, quick,
                             budget, retrain_limit)
     grid = list(product(weight_clusters, input_clusters))
-    points = _load_existing(path, options, restart)
-    done = {(p["weight_clusters"], p["input_clusters"]) for p in points}
     console = console or Console(stderr=True)
+    points = _load_existing(path, options, restart, console)
+    done = {(p["weight_clusters"], p["input_clusters"]) for p in points}
     t0 = time.perf_counter()
     model, info = get_trained(wl, quick, progress, root=root, console=console)
     splits = wl.splits(quick)
@@ -244,14 +277,14 @@ def run_sweep(workload: str | Workload, weight_clusters: list[int], input_cluste
         for w, u in todo:
             bar.update(task, description=f"sweep {wl.name} w={w} u={u}")
             points.append(evaluate_point(wl, w, u, quick, splits, budget, reference,
-                                         retrain=mode == "all", max_epochs=max_epochs,
+                                         retrain=mode == "all", max_rounds=max_rounds,
                                          progress=progress, console=console, root=root))
             write_json(path, doc)
             if progress:
                 console.print(f"sweep {wl.name}: {_describe(points[-1])}")
             bar.advance(task)
     if mode == "search":
-        _search(wl, points, quick, splits, budget, reference, max_epochs, retrain_limit,
+        _search(wl, points, quick, splits, budget, reference, max_rounds, retrain_limit,
                 save=lambda: write_json(path, doc), progress=progress, console=console,
                 root=root)
     order = {(w, u): i for i, (w, u) in enumerate(grid)}

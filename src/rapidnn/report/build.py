@@ -16,8 +16,9 @@ def _fmt_budget(b: dict[str, Any]) -> str:
 
     return (f"{n(b['test_images'], 'test images')} for accuracy, "
             f"{n(b['val_images'], 'validation images')} and "
-            f"{n(b['train_batches'], 'training batches')} per epoch (at most "
-            f"{b['max_epochs']} epoch(s)) for retraining, {n(b['sim_images'], 'test images')} "
+            f"{n(b['train_batches'], 'training batches')} per round (at least "
+            f"{b['min_rounds']}, at most {b['max_rounds']} round(s); all training batches: one "
+            f"epoch) for retraining, {n(b['sim_images'], 'test images')} "
             f"simulated exactly, {n(b['approx_images'], 'test images')} in the "
             f"approximate-search sweep")
 
@@ -88,12 +89,16 @@ def build_document(results: dict[str, Any], folder: Path) -> Document:
     doc.heading("Per workload")
     for e in entries:
         r = e["retrain"]
+        after = ("not retrained: within tolerance as composed" if r is None else
+                 f"after {r['rounds']} retraining round(s) (round {r['chosen_round']} kept) "
+                 f"{100 * e['composed_accuracy']:.2f}% (converged on validation: "
+                 f"{r['converged']})")
         doc.para(f"**{e['name']}** ({e['title']}): (w, u) = ({e['weight_clusters']}, "
                  f"{e['input_clusters']}), {e['selection']}; {e['test_images']} test images; "
                  "composed "
                  f"before retraining {100 * e['composed_accuracy_before_retraining']:.2f}%, "
-                 f"after {r['epochs']} retraining epoch(s) {100 * e['composed_accuracy']:.2f}% "
-                 f"(converged on validation: {r['converged']}); simulator agreement "
+                 f"{after}; quality loss {100 * e['quality_loss']:.2f} ± "
+                 f"{100 * e['quality_loss_se']:.2f} points; simulator agreement "
                  f"{100 * e['simulation']['agreement']:.1f}% on {e['simulation']['images']} "
                  f"images; {e['seconds']:.0f} s.")
     return doc

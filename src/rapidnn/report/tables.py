@@ -117,13 +117,13 @@ def memory_table(workloads: Sequence[dict[str, Any]]) -> Table:
 
 def sweep_table(points: Sequence[dict[str, Any]], title: str = "sweep") -> Table:
     t = Table(["w", "u", "before retraining", "accuracy", "quality loss", "bytes/neuron",
-               "energy (J/inf)", "retrain epochs", "pareto"], title=title)
+               "energy (J/inf)", "retrain rounds", "pareto"], title=title)
     for p in points:
         t.rows.append([str(p["weight_clusters"]), str(p["input_clusters"]),
                        pct(p.get("accuracy_before_retraining")), pct(p["composed_accuracy"]),
                        loss(p["quality_loss"], p.get("quality_loss_se")),
                        f"{p['bytes_per_neuron']:.1f}", f"{p['energy_j']:.3e}",
-                       str(p.get("retrain_epochs", "-")),
+                       str(p.get("retrain_rounds", "-")),
                        "*" if p.get("pareto") else ""])
     return t
 
@@ -131,7 +131,7 @@ def sweep_table(points: Sequence[dict[str, Any]], title: str = "sweep") -> Table
 def smallest_table(workloads: Sequence[dict[str, Any]]) -> Table:
     """Per workload: the smallest (w, u) within tolerance found by the search sweep."""
     t = Table(["network", "smallest (w, u) within 0.3 points", "quality loss", "bytes/neuron",
-               "retrain epochs"], title="smallest (w, u) within 0.3 points (search sweep)")
+               "retrain rounds"], title="smallest (w, u) within 0.3 points (search sweep)")
     for e in workloads:
         p = e.get("smallest_within_tolerance")
         if p is None:
@@ -139,7 +139,7 @@ def smallest_table(workloads: Sequence[dict[str, Any]]) -> Table:
         else:
             t.rows.append([e["name"], f"{p['weight_clusters']}, {p['input_clusters']}",
                            pct(p["quality_loss"]), f"{p['bytes_per_neuron']:.1f}",
-                           str(p.get("retrain_epochs") or 0)])
+                           str(p.get("retrain_rounds") or 0)])
     return t
 
 

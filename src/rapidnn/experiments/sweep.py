@@ -63,11 +63,13 @@ def sweep_options(wl: Workload, weight_clusters: list[int], input_clusters: list
 def evaluate_point(wl: Workload, w: int, u: int, quick: bool, splits: Any, budget: Budget,
                    reference: tuple[torch.Tensor, torch.Tensor], *, retrain: bool,
                    max_rounds: int | None, progress: bool, console: Console | None,
-                   root: str | os.PathLike[str] | None) -> dict[str, Any]:
+                   root: str | os.PathLike[str] | None,
+                   before: float | None = None) -> dict[str, Any]:
     """One sweep point: compose (store-cached), optionally retrain, test accuracy and quality
     loss with its paired standard error against ``reference`` (the float model's predictions
     and the labels of the test examples, :mod:`rapidnn.quality`), memory, RAPIDNN energy per
-    inference (cost model on the simulator's trace of example inputs)."""
+    inference (cost model on the simulator's trace of example inputs). ``before``: the composed
+    model's test accuracy when already measured (the search retrains measured points)."""
     from rapidnn.costs import compare
     from rapidnn.quality import paired_loss, predictions
     from rapidnn.retrain import accuracy
@@ -80,7 +82,8 @@ def evaluate_point(wl: Workload, w: int, u: int, quick: bool, splits: Any, budge
         composed, final, info = retrained(wl, w, u, quick, splits, budget,
                                           max_rounds=max_rounds, progress=progress,
                                           console=console, root=root)
-        row["accuracy_before_retraining"] = accuracy(composed, test)
+        row["accuracy_before_retraining"] = (accuracy(composed, test) if before is None
+                                             else before)
         row["retrain_rounds"] = info["retrain"]["rounds"]
         row["converged"] = info["retrain"]["converged"]
     else:
@@ -216,11 +219,11 @@ def _search(wl: Workload, points: list[dict[str, Any]], quick: bool, splits: Any
                 p["search"] = (f"not retrained (loss {100 * p['quality_loss']:.2f} points > "
                                f"limit {100 * retrain_limit:.2f})")
                 continue
-            w, u = p["weight_clusters"], p["input_clusters"]
+            w, u, before = p["weight_clusters"], p["input_clusters"], p["composed_accuracy"]
             p.clear()
             p.update(evaluate_point(wl, w, u, quick, splits, budget, reference, retrain=True,
                                     max_rounds=max_rounds, progress=progress, console=console,
-                                    root=root))
+                                    root=root, before=before))
             p["search"] = "retrained"
             save()
             if progress and console is not None:

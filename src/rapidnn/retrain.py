@@ -37,6 +37,7 @@ from rapidnn.capture import CapturedGraph, float_op
 from rapidnn.compose import calibration_batches, compose_graph, make_plan
 from rapidnn.composed import ComposedModel
 from rapidnn.ops import WeightedLayer
+from rapidnn.quality import predictions
 
 LOSSES = ("distill", "ce")
 
@@ -157,18 +158,11 @@ class ClusterAwareModel(nn.Module):
         return CapturedGraph(nodes)
 
 
-@torch.no_grad()
 def accuracy(model: Callable[[torch.Tensor], torch.Tensor], data: Iterable[Any],
              device: torch.device | str = "cpu") -> float:
     """Top-1 accuracy of ``model`` over ``(input, label)`` batches."""
-    correct = total = 0
-    for x, y in data:
-        pred = model(x.to(device)).argmax(1).cpu()
-        correct += int((pred == y).sum())
-        total += int(y.numel())
-    if total == 0:
-        raise ValueError("accuracy needs at least one labelled example")
-    return correct / total
+    pred, labels = predictions(model, data, device)
+    return int((pred == labels).sum()) / labels.numel()
 
 
 def retrain(composed: ComposedModel, train_data: Iterable[Any], val_data: Iterable[Any],

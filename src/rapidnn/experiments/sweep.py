@@ -266,7 +266,7 @@ def run_sweep(workload: str | Workload, weight_clusters: list[int], input_cluste
     splits = wl.splits(quick)
     with torch.no_grad():
         reference = predictions(model, loader(splits.test, budget.test_images))
-    float_acc = int((reference[0] == reference[1]).sum()) / len(reference[1])
+    float_acc = int((reference[0] == reference[1]).sum()) / reference[1].numel()
     doc: dict[str, Any] = {"format": FORMAT, "options": options, "machine": machine(),
                            "float_accuracy": float_acc, "float_model": info.get("path"),
                            "test_images": len(loader(splits.test, budget.test_images).dataset),

@@ -27,6 +27,16 @@ def test_commands_are_registered() -> None:
         assert name in result.output
 
 
+def test_retrain_limit_default_matches_the_library() -> None:
+    import inspect
+
+    from rapidnn.experiments.cli import sweep_cmd
+    from rapidnn.experiments.sweep import RETRAIN_LIMIT
+
+    default = inspect.signature(sweep_cmd).parameters["retrain_limit"].default
+    assert default == pytest.approx(100 * RETRAIN_LIMIT)
+
+
 @pytest.mark.parametrize("args", [
     ["sweep", "isolet-mlp", "--weight-clusters", "4,x"],
     ["sweep", "isolet-mlp", "--input-clusters", "4,1"],

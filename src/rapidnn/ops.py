@@ -130,18 +130,18 @@ class WeightedLayer(ComposedOp):
             x = F.one_hot(b, u).to(dtype)
             x = x.reshape(x.shape[0], -1) if self.spec["op"] == "linear" else (
                 x.permute(0, 1, 4, 2, 3).reshape(x.shape[0], -1, *x.shape[2:4]))
+        # the bias and the saturation are applied in the exact float dtype too (the bound of
+        # dense() covers the bias; lo/hi are exact whenever saturation can bind), so the
+        # accumulator is converted to int64 once
+        bias = self.bias.to(dtype) if self.spec["bias_in_accumulator"] else None
         with exact_float_math():
             if self.spec["op"] == "linear":
-                acc = F.linear(x, mat)
+                acc = F.linear(x, mat, bias)
             else:
-                acc = F.conv2d(x, mat, None, self.spec["stride"], self.spec["padding"],
+                acc = F.conv2d(x, mat, bias, self.spec["stride"], self.spec["padding"],
                                self.spec["dilation"])
-        acc = acc.to(torch.int64)
-        if self.spec["bias_in_accumulator"]:
-            shape = (1, -1) + (1,) * (acc.dim() - 2)
-            acc = acc + self.bias.reshape(shape)
         lo, hi = accumulator_range(self.spec["acc_bits"])
-        return acc.clamp_(lo, hi)
+        return acc.clamp_(lo, hi).to(torch.int64)
 
     def run(self, codes, ints, x):
         ints[self.name] = self.accumulate(codes[self.inputs[0]])
@@ -206,10 +206,24 @@ class AddAligned(ComposedOp):
 
     kind = "add"
 
+    def __init__(self, spec, tensors):
+        super().__init__(spec, tensors)
+        self._aligned: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def _apply(self, fn, recurse=True):
+        self._aligned = None  # device/dtype moves invalidate the cached aligned values
+        return super()._apply(fn, recurse)
+
+    def aligned_values(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both codebooks' integer values already shifted to the common fixed point."""
+        if self._aligned is None:
+            self._aligned = (self.a_values << int(self.spec["a_shift"]),
+                             self.b_values << int(self.spec["b_shift"]))
+        return self._aligned
+
     def run(self, codes, ints, x):
-        a = self.a_values[codes[self.inputs[0]]] << int(self.spec["a_shift"])
-        b = self.b_values[codes[self.inputs[1]]] << int(self.spec["b_shift"])
-        ints[self.name] = a + b
+        a, b = self.aligned_values()
+        ints[self.name] = a[codes[self.inputs[0]]] + b[codes[self.inputs[1]]]
 
 
 class CodeActivation(ComposedOp):

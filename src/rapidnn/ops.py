@@ -9,6 +9,7 @@ plain tensor dictionary plus a JSON ``spec``. The formulas are in ``docs/formula
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -45,6 +46,20 @@ class ComposedOp(SpecModule):
 
     kind: ClassVar[str] = ""
 
+    def __init__(self, spec: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+        super().__init__(spec, tensors)
+        self._derived: dict[str, Any] = {}
+
+    def _apply(self, fn, recurse=True):
+        self._derived.clear()  # device/dtype moves invalidate tensors derived from the buffers
+        return super()._apply(fn, recurse)
+
+    def derived(self, key: str, build: Callable[[], Any]) -> Any:
+        """``build()``, computed once from the buffers and kept until they move."""
+        if key not in self._derived:
+            self._derived[key] = build()
+        return self._derived[key]
+
     @property
     def name(self) -> str:
         return self.spec["name"]
@@ -80,14 +95,6 @@ class WeightedLayer(ComposedOp):
 
     kind = "weighted"
 
-    def __init__(self, spec, tensors):
-        super().__init__(spec, tensors)
-        self._dense: tuple[torch.Tensor, torch.dtype] | None = None
-
-    def _apply(self, fn, recurse=True):
-        self._dense = None  # device/dtype moves invalidate the cached dense matrix
-        return super()._apply(fn, recurse)
-
     @property
     def rank_one(self) -> bool:
         """True when the table is exactly outer(weight values, input values) (no truncation)."""
@@ -100,25 +107,26 @@ class WeightedLayer(ComposedOp):
 
     def dense(self) -> tuple[torch.Tensor, torch.dtype]:
         """The integer weight matrix the layer is equivalent to, and an exact float dtype."""
-        if self._dense is None:
-            g = self.table_of_neuron()
-            codes = self.weight_codes.long()
-            gi = g.reshape((-1,) + (1,) * (codes.dim() - 1)).expand_as(codes)
-            if self.rank_one:
-                mat = self.weight_values[gi, codes]  # same shape as the weight
-                peak = mat.abs().reshape(mat.shape[0], -1).sum(1) * self.input_values.abs().max()
-            else:
-                mat = self.table[gi, codes]  # (*weight_shape, u)
-                peak = mat.abs().amax(-1).reshape(mat.shape[0], -1).sum(1)
-                if self.spec["op"] == "linear":
-                    mat = mat.reshape(mat.shape[0], -1)  # (O, K*u), k-major
-                else:  # (O, C, kh, kw, u) -> (O, C*u, kh, kw)
-                    o, c, kh, kw, u = mat.shape
-                    mat = mat.permute(0, 1, 4, 2, 3).reshape(o, c * u, kh, kw)
-            bound = int(peak.max()) + int(self.bias.abs().max()) if peak.numel() else 0
-            dtype = torch.float32 if bound < FLOAT32_EXACT else torch.float64
-            self._dense = (mat.to(dtype), dtype)
-        return self._dense
+        return self.derived("dense", self._build_dense)
+
+    def _build_dense(self) -> tuple[torch.Tensor, torch.dtype]:
+        g = self.table_of_neuron()
+        codes = self.weight_codes.long()
+        gi = g.reshape((-1,) + (1,) * (codes.dim() - 1)).expand_as(codes)
+        if self.rank_one:
+            mat = self.weight_values[gi, codes]  # same shape as the weight
+            peak = mat.abs().reshape(mat.shape[0], -1).sum(1) * self.input_values.abs().max()
+        else:
+            mat = self.table[gi, codes]  # (*weight_shape, u)
+            peak = mat.abs().amax(-1).reshape(mat.shape[0], -1).sum(1)
+            if self.spec["op"] == "linear":
+                mat = mat.reshape(mat.shape[0], -1)  # (O, K*u), k-major
+            else:  # (O, C, kh, kw, u) -> (O, C*u, kh, kw)
+                o, c, kh, kw, u = mat.shape
+                mat = mat.permute(0, 1, 4, 2, 3).reshape(o, c * u, kh, kw)
+        bound = int(peak.max()) + int(self.bias.abs().max()) if peak.numel() else 0
+        dtype = torch.float32 if bound < FLOAT32_EXACT else torch.float64
+        return mat.to(dtype), dtype
 
     def accumulate(self, b: torch.Tensor) -> torch.Tensor:
         """Integer accumulators for input codes ``b``."""
@@ -206,20 +214,10 @@ class AddAligned(ComposedOp):
 
     kind = "add"
 
-    def __init__(self, spec, tensors):
-        super().__init__(spec, tensors)
-        self._aligned: tuple[torch.Tensor, torch.Tensor] | None = None
-
-    def _apply(self, fn, recurse=True):
-        self._aligned = None  # device/dtype moves invalidate the cached aligned values
-        return super()._apply(fn, recurse)
-
     def aligned_values(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Both codebooks' integer values already shifted to the common fixed point."""
-        if self._aligned is None:
-            self._aligned = (self.a_values << int(self.spec["a_shift"]),
-                             self.b_values << int(self.spec["b_shift"]))
-        return self._aligned
+        return self.derived("aligned", lambda: (self.a_values << int(self.spec["a_shift"]),
+                                                self.b_values << int(self.spec["b_shift"])))
 
     def run(self, codes, ints, x):
         a, b = self.aligned_values()

@@ -83,7 +83,8 @@ def test_env_override_and_progress_bar(tiny, tmp_path: Path, monkeypatch: pytest
     assert "stored" in capsys.readouterr().err
 
 
-def test_failed_write_leaves_nothing(tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_write_leaves_no_partial_entry(tiny, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     def broken_save(state, path, metadata=None):
         Path(path).write_bytes(b"partial")
         raise OSError("disk full")
@@ -91,7 +92,8 @@ def test_failed_write_leaves_nothing(tiny, tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(store, "save_file", broken_save)
     with pytest.raises(OSError, match="disk full"):
         store.get_trained(tiny, progress=False, root=tmp_path)
-    assert list(tmp_path.iterdir()) == []
+    # only the last epoch's checkpoint, so that the next call does not train again
+    assert list(tmp_path.iterdir()) == [store.checkpoint_path(tiny, root=tmp_path)]
 
 
 def test_corrupt_entry_is_retrained(tiny, tmp_path: Path) -> None:
@@ -201,3 +203,44 @@ def test_warm_start_continues_the_stored_base(tiny, tmp_path: Path,
     assert store.entry_paths(wl, root=tmp_path)[0].is_file()
     assert json.loads(store.entry_paths(tiny, root=tmp_path)[1].read_text()) == {
         k: v for k, v in base_info.items() if k != "path"}
+
+
+def test_an_interrupted_training_resumes_from_its_checkpoint(
+        tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    wl = dataclasses.replace(tiny, recipe=tiny.recipe.replace(epochs=3))
+    monkeypatch.setattr(workloads, "WORKLOADS", {**WORKLOADS, wl.name: wl})
+    whole, _ = store.get_trained(wl, progress=False, root=tmp_path / "whole")
+
+    real_fit = store.fit
+
+    def killed_in_epoch_3(*args, on_epoch, **kwargs):
+        def stop(state):
+            on_epoch(state)
+            if state.epoch == 2:
+                raise KeyboardInterrupt
+        return real_fit(*args, on_epoch=stop, **kwargs)
+
+    root = tmp_path / "resumed"
+    monkeypatch.setattr(store, "fit", killed_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        store.get_trained(wl, progress=False, root=root)
+    ckpt = store.checkpoint_path(wl, root=root)
+    assert ckpt.is_file() and not store.entry_paths(wl, root=root)[0].exists()
+    _no_temp_files(root)
+
+    monkeypatch.setattr(store, "fit", real_fit)
+    resumed, info = store.get_trained(wl, progress=True, root=root)
+    assert info["resumed_after_epochs"] == [2] and len(info["loss_history"]) == 3
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert not ckpt.exists()  # removed once the model is stored
+
+
+def test_a_corrupt_checkpoint_is_ignored(tiny, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    ckpt = store.checkpoint_path(tiny, root=tmp_path)
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    ckpt.write_bytes(b"garbage")
+    _, info = store.get_trained(tiny, progress=True, root=tmp_path)
+    assert "unreadable" in capsys.readouterr().err and "resumed_after_epochs" not in info
+    assert not ckpt.exists()

@@ -8,12 +8,16 @@ momentum and the same per-step cosine schedule.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import copy
+import time
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from rapidnn.workloads.checkpoint import TrainingState
 
 if TYPE_CHECKING:
     from rapidnn.workloads import Recipe
@@ -34,18 +38,43 @@ def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
 
 def fit(model: nn.Module, batches: Iterable[Any], recipe: Recipe,
         on_batch: Callable[[int, int, float], None] | None = None,
-        max_steps: int | None = None) -> list[float]:
+        max_steps: int | None = None, *,
+        generators: Sequence[torch.Generator] = (),
+        resume: TrainingState | None = None,
+        on_epoch: Callable[[TrainingState], None] | None = None) -> list[float]:
     """Train ``model`` on ``batches`` (re-iterated every epoch) for ``recipe.epochs`` epochs;
     returns the mean loss per epoch. ``on_batch(epoch, batch_index, loss)`` reports progress;
-    ``max_steps`` stops early (for timing), the schedule still spans the full recipe."""
+    ``max_steps`` stops early (for timing), the schedule still spans the full recipe.
+
+    ``on_epoch(state)`` receives a copy of the complete training state after every epoch, and
+    ``resume`` continues from such a state: the model, optimizer, learning-rate schedule, the
+    global torch RNG (dropout) and ``generators`` (the loader's shuffling and augmentation
+    streams, :func:`rapidnn.workloads.splits.loader_generators`) are restored, so a resumed
+    training ends with the same weights as an uninterrupted one."""
     torch.manual_seed(recipe.seed)
     opt = make_optimizer(model, recipe)
-    steps = recipe.epochs * len(batches)  # type: ignore[arg-type]
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
+    per_epoch = len(batches)  # type: ignore[arg-type]
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, recipe.epochs * per_epoch))
     history: list[float] = []
-    done = 0
+    resumed_at: list[int] = []
+    start, elapsed = 0, 0.0
+    if resume is not None:
+        if len(resume.loader_rng) != len(generators):
+            raise ValueError(f"the training state has {len(resume.loader_rng)} loader "
+                             f"generator(s), the loader {len(generators)}")
+        model.load_state_dict(resume.model)
+        opt.load_state_dict(resume.optimizer)
+        sched.load_state_dict(resume.scheduler)
+        torch.set_rng_state(resume.rng)
+        for gen, state in zip(generators, resume.loader_rng, strict=True):
+            gen.set_state(state)
+        start, elapsed = resume.epoch, resume.seconds
+        history = list(resume.history)
+        resumed_at = [*resume.resumed_at, resume.epoch]
+    done = start * per_epoch
+    t0 = time.perf_counter()
     model.train()
-    for epoch in range(recipe.epochs):
+    for epoch in range(start, recipe.epochs):
         losses: list[float] = []
         for x, y in batches:
             opt.zero_grad(set_to_none=True)
@@ -60,6 +89,14 @@ def fit(model: nn.Module, batches: Iterable[Any], recipe: Recipe,
             if max_steps is not None and done >= max_steps:
                 break
         history.append(sum(losses) / len(losses))
+        if on_epoch is not None and len(losses) == per_epoch:
+            on_epoch(TrainingState(
+                epoch=epoch + 1, history=list(history),
+                seconds=elapsed + time.perf_counter() - t0,
+                model={k: v.detach().clone() for k, v in model.state_dict().items()},
+                optimizer=copy.deepcopy(opt.state_dict()),
+                scheduler=sched.state_dict(), rng=torch.get_rng_state(),
+                loader_rng=[g.get_state() for g in generators], resumed_at=resumed_at))
         if max_steps is not None and done >= max_steps:
             break
     model.eval()

@@ -33,6 +33,7 @@ __all__ = [
     "har_train_subjects",
     "isolet_speakers",
     "load_splits",
+    "loader_generators",
 ]
 
 
@@ -96,6 +97,18 @@ class AugmentedLoader:
         fn = AUGMENTATIONS[self.kind]
         for x, y in self.loader:
             yield fn(x, self.generator), y
+
+
+def loader_generators(loader: object) -> list[torch.Generator]:
+    """The random generators a training loader from :meth:`Splits.train_loader` draws from
+    (augmentation, then shuffling): the state a resumed training must restore."""
+    gens: list[torch.Generator] = []
+    while loader is not None:
+        gen = getattr(loader, "generator", None)
+        if isinstance(gen, torch.Generator):
+            gens.append(gen)
+        loader = getattr(loader, "loader", None)
+    return gens
 
 
 def augment_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:

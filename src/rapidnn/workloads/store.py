@@ -5,6 +5,8 @@ Layout of the store folder (:func:`store_root`: an explicit ``root`` argument, e
 
     <workload>[-quick]-<recipe hash>.safetensors   float weights (+ recipe and info in the header)
     <workload>[-quick]-<recipe hash>.json          info: recipe, float test accuracy, time, ...
+    <workload>[-quick]-<recipe hash>.checkpoint.safetensors   training state after the last
+                                                   finished epoch (only while training)
     composed/<float key>--<tag>-w<W>-u<U>-<options hash>.rapidnn   (+ .json)
 
 The float key is :meth:`Workload.key` (``name-<hash>`` from
@@ -43,11 +45,18 @@ from rapidnn.io import load as load_composed_file
 from rapidnn.retrain import accuracy
 from rapidnn.training import models_root
 from rapidnn.workloads import Workload, WorkloadError, get_workload
+from rapidnn.workloads.checkpoint import (
+    CheckpointError,
+    TrainingState,
+    load_checkpoint,
+    write_checkpoint,
+)
 from rapidnn.workloads.fit import fit
-from rapidnn.workloads.splits import Splits
+from rapidnn.workloads.splits import Splits, loader_generators
 
 __all__ = [
     "ENV_STORE",
+    "checkpoint_path",
     "composed_key",
     "composed_options",
     "composed_path",
@@ -208,15 +217,43 @@ def _evaluate(model: nn.Module, splits: Splits) -> dict[str, float]:
                 "test_accuracy": accuracy(model, splits.test_loader())}
 
 
+def checkpoint_path(workload: str | Workload, quick: bool = False,
+                    root: str | os.PathLike[str] | None = None) -> Path:
+    """Where the training of a workload's float model keeps its per-epoch checkpoint."""
+    key = get_workload(workload).key(quick)
+    return store_root(root) / f"{key}.checkpoint.safetensors"
+
+
+def _resume_state(wl: Workload, quick: bool, root: str | os.PathLike[str] | None,
+                  out: Console | None) -> TrainingState | None:
+    path = checkpoint_path(wl, quick, root)
+    if not path.is_file():
+        return None
+    try:
+        state = load_checkpoint(path, wl.key(quick))
+    except CheckpointError as exc:
+        if out is not None:
+            out.print(f"{exc}; training from the start")
+        return None
+    if out is not None:
+        out.print(f"training {wl.name}: resuming from the checkpoint after epoch "
+                  f"{state.epoch}/{wl.recipe_for(quick).epochs} ({path})")
+    return state
+
+
 def train_workload(workload: str | Workload, quick: bool = False, progress: bool = True,
                    console: Console | None = None, splits: Splits | None = None, *,
                    root: str | os.PathLike[str] | None = None,
                    ) -> tuple[nn.Module, dict[str, Any]]:
-    """Train a workload's recipe now (seeded) and evaluate it. Nothing of this recipe is
-    cached; a ``warm_start`` base recipe is taken from the store (or trained and stored)."""
+    """Train a workload's recipe now (seeded) and evaluate it; the model itself is not stored
+    (:func:`get_trained` does that). After every epoch the training state is checkpointed in
+    the store (:func:`checkpoint_path`), and a training that finds a checkpoint of its recipe
+    resumes from it, ending with the same weights. A ``warm_start`` base recipe is taken from
+    the store (or trained and stored)."""
     wl = get_workload(workload)
     recipe = wl.recipe_for(quick)
     splits = splits if splits is not None else wl.splits(quick)
+    out = _console(console) if progress else None
     base_info: dict[str, Any] | None = None
     if recipe.warm_start is not None:
         base = dataclasses.replace(wl, recipe=recipe.warm_start, quick_recipe=recipe.warm_start)
@@ -225,11 +262,20 @@ def train_workload(workload: str | Workload, quick: bool = False, progress: bool
     else:
         model = wl.build(seed=recipe.seed)
     loader = splits.train_loader()
+    resume = _resume_state(wl, quick, root, out)
+    ckpt, key = checkpoint_path(wl, quick, root), wl.key(quick)
+
+    def on_epoch(state: TrainingState) -> None:
+        nonlocal last
+        last = state
+        _atomic_write(ckpt, lambda tmp: write_checkpoint(tmp, state, key))
+
+    last = resume
     t0 = time.perf_counter()
-    if progress:
+    fit_args = {"generators": loader_generators(loader), "resume": resume, "on_epoch": on_epoch}
+    if out is not None:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("loss {task.fields[loss]:.3f}"), TimeElapsedColumn())
-        out = _console(console)
         label = f"training {wl.name}{' (quick)' if quick else ''}"
         losses: list[float] = []
 
@@ -243,17 +289,21 @@ def train_workload(workload: str | Workload, quick: bool = False, progress: bool
                 losses.clear()
 
         with Progress(*columns, console=out, transient=True) as bar:
-            task = bar.add_task(label, total=recipe.epochs * len(loader), loss=float("nan"))
-            history = fit(model, loader, recipe, on_batch=on_batch)
+            done = 0 if resume is None else resume.epoch * len(loader)
+            task = bar.add_task(label, total=recipe.epochs * len(loader), completed=done,
+                                loss=float("nan"))
+            history = fit(model, loader, recipe, on_batch=on_batch, **fit_args)
     else:
-        history = fit(model, loader, recipe)
-    seconds = time.perf_counter() - t0
+        history = fit(model, loader, recipe, **fit_args)
+    seconds = time.perf_counter() - t0 if last is None else last.seconds
     info = _base_info(wl, quick, splits)
     info.update(_evaluate(model, splits))
     info.update({"train_seconds": round(seconds, 2), "threads": torch.get_num_threads(),
                  "loss_history": [round(v, 5) for v in history],
                  "parameters": sum(p.numel() for p in model.parameters()),
                  "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")})
+    if last is not None and last.resumed_at:
+        info["resumed_after_epochs"] = last.resumed_at
     if base_info is not None:
         base_seconds = base_info.get("train_seconds")
         info["warm_start"] = {k: base_info.get(k) for k in
@@ -299,6 +349,7 @@ def get_trained(workload: str | Workload, quick: bool = False, progress: bool = 
             return get_trained(wl, quick, progress, root=root, console=console)
         model, info = train_workload(wl, quick, progress, console, root=root)
         save_trained(wl, model, info, quick, root)
+        checkpoint_path(wl, quick, root).unlink(missing_ok=True)
     if out is not None:
         out.print(f"float model {wl.name}: trained in {info['train_seconds']:.0f} s, test "
                   f"accuracy {info['test_accuracy']:.4f}, stored ({weights})")

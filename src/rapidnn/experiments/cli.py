@@ -36,7 +36,8 @@ def train_cmd(
     threads: Threads = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the info as JSON")] = False,
 ) -> None:
-    """Train a workload's float model (or load it from the store); print its test accuracy."""
+    """Train a workload's float model (or load it from the store); print its test accuracy.
+    An interrupted training resumes from its last finished epoch when run again."""
     from rich.console import Console
 
     from rapidnn.workloads.store import get_trained

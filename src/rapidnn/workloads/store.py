@@ -271,6 +271,7 @@ def train_workload(workload: str | Workload, quick: bool = False, progress: bool
         _atomic_write(ckpt, lambda tmp: write_checkpoint(tmp, state, key))
 
     last = resume
+    before = 0.0 if resume is None else resume.seconds  # training time of earlier runs
     t0 = time.perf_counter()
     fit_args = {"generators": loader_generators(loader), "resume": resume, "on_epoch": on_epoch}
     if out is not None:
@@ -285,7 +286,7 @@ def train_workload(workload: str | Workload, quick: bool = False, progress: bool
             if i == len(loader):  # one line per epoch: visible in logs without a terminal
                 out.print(f"{label}: epoch {epoch + 1}/{recipe.epochs}, mean loss "
                           f"{sum(losses) / len(losses):.4f}, "
-                          f"{time.perf_counter() - t0:.0f} s")
+                          f"{before + time.perf_counter() - t0:.0f} s")
                 losses.clear()
 
         with Progress(*columns, console=out, transient=True) as bar:

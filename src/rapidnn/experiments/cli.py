@@ -1,5 +1,6 @@
-"""The ``train``, ``sweep`` and ``reproduce`` commands; ``register(app)`` adds them to the
-``rapidnn`` typer app (heavy imports happen inside the commands: ``--help`` stays fast)."""
+"""The ``train``, ``sweep``, ``reproduce`` and ``report`` commands; ``register(app)`` adds
+them to the ``rapidnn`` typer app (heavy imports happen inside the commands: ``--help`` stays
+fast)."""
 
 from __future__ import annotations
 
@@ -144,8 +145,36 @@ def reproduce_cmd(
                   f"written: {out}/results.json, {out}/report.md, {out}/report.html")
 
 
+def report_cmd(
+    results: Annotated[list[str], typer.Argument(help="results.json files of `rapidnn "
+                                                      "reproduce` (or their folders), earliest "
+                                                      "first")],
+    out: Annotated[str, typer.Option(help="output folder")] = "results",
+    as_json: Annotated[bool, typer.Option("--json", help="print the merged results.json")]
+    = False,
+) -> None:
+    """Rebuild results.json, report.md and report.html from reproduce runs, merging several (a
+    later run's workload replaces an earlier run's of the same name)."""
+    from rapidnn.experiments.merge import load_results, merge_results, write_results
+    from rapidnn.report.tables import paper_table, to_rich
+
+    with _errors():
+        merged = merge_results([load_results(r) for r in results], sources=results)
+        write_results(merged, out)
+    if as_json:
+        _json(merged)
+        return
+    from rich.console import Console
+
+    console = Console(width=max(Console().width, 160))
+    console.print(to_rich(paper_table(merged["workloads"], merged["shape_networks"],
+                                      merged["geomean"], merged["geomean_with_shapes"])))
+    console.print(f"written: {out}/results.json, {out}/report.md, {out}/report.html")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``train``, ``sweep`` and ``reproduce`` to ``app``."""
+    """Add ``train``, ``sweep``, ``reproduce`` and ``report`` to ``app``."""
     app.command("train")(train_cmd)
     app.command("sweep")(sweep_cmd)
     app.command("reproduce")(reproduce_cmd)
+    app.command("report")(report_cmd)

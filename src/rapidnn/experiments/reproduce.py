@@ -32,6 +32,7 @@ from rapidnn.experiments.common import (
     retrained,
     write_json,
 )
+from rapidnn.experiments.merge import FORMAT
 from rapidnn.workloads import Workload, get_workload
 
 QUICK_SWEEP = (4, 16)
@@ -142,6 +143,21 @@ def _point(p: dict[str, Any] | None) -> dict[str, Any] | None:
     return None if p is None else {k: p.get(k) for k in keys}
 
 
+def geomeans(entries: Sequence[dict[str, Any]], shape_rows: Sequence[dict[str, Any]]
+             ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Geometric means of the energy efficiency and speedup over each baseline: over the
+    workloads, and over the workloads with the shape-only networks."""
+    from rapidnn.hardware import summarize_comparisons
+
+    pick = ("energy_efficiency", "speedup")
+
+    def mean(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        return summarize_comparisons([{b: {k: v[k] for k in pick} for b, v in r["vs"].items()}
+                                      for r in rows]) if rows else {}
+
+    return mean(entries), mean([*entries, *shape_rows])
+
+
 def run_reproduce(quick: bool = False, out: str | os.PathLike[str] = "results", *,
                   workloads: Sequence[str] | None = None,
                   shape_networks: Sequence[str] | None = None,
@@ -155,7 +171,6 @@ def run_reproduce(quick: bool = False, out: str | os.PathLike[str] = "results", 
 
     from rapidnn import workloads as registry
     from rapidnn.experiments.sweep import RETRAIN_LIMIT, run_sweep
-    from rapidnn.hardware import summarize_comparisons
 
     t0 = time.perf_counter()
     folder = Path(out)
@@ -201,15 +216,9 @@ def run_reproduce(quick: bool = False, out: str | os.PathLike[str] = "results", 
             shape_rows.append(evaluate_shape(name))
             bar.advance(task)
 
-    ratios = [e["vs"] for e in entries]
-    pick = ("energy_efficiency", "speedup")
-    geomean = summarize_comparisons([{b: {k: v[k] for k in pick} for b, v in r.items()}
-                                     for r in ratios]) if ratios else {}
-    geomean_all = summarize_comparisons(
-        [{b: {k: v[k] for k in pick} for b, v in r.items()}
-         for r in ratios + [s["vs"] for s in shape_rows]]) if ratios or shape_rows else {}
+    geomean, geomean_all = geomeans(entries, shape_rows)
     results = {
-        "format": "rapidnn-reproduce-v2", "quick": quick, "budget": budget.to_dict(),
+        "format": FORMAT, "quick": quick, "budget": budget.to_dict(),
         "tolerance": TOLERANCE,
         "workloads": entries, "shape_networks": shape_rows,
         "geomean": geomean, "geomean_with_shapes": geomean_all,

@@ -23,6 +23,30 @@ def _fmt_budget(b: dict[str, Any]) -> str:
             f"approximate-search sweep")
 
 
+def _machine(m: dict[str, Any]) -> str:
+    return (f"{m['platform']}, {m['cpu_count']} CPU(s), torch {m['torch']} "
+            f"({m['torch_threads']} thread(s))")
+
+
+def _provenance(results: dict[str, Any]) -> str:
+    """Where and how long the numbers were measured; for merged results, every run."""
+    parts = results.get("parts")
+    if not parts:
+        return (f"Machine: {_machine(results['machine'])}. "
+                f"Wall time: {results['seconds']:.0f} s.")
+    runs = []
+    for p in parts:
+        rows = ", ".join(p["workloads"] + [f"{s} (shape only)" for s in p["shape_networks"]])
+        where = "" if results["machine"] is not None else f" on {_machine(p['machine'])}"
+        whole = "" if p["complete"] else " (the whole run; only these rows are kept)"
+        runs.append(f"`{p['source']}`{where}: {rows}; wall time {p['seconds']:.0f} s{whole}")
+    machine = ("" if results["machine"] is None else
+               f" Machine: {_machine(results['machine'])}.")
+    return (f"Merged from {len(parts)} runs (`rapidnn report`; a later run's workload replaces "
+            f"an earlier run's of the same name): " + "; ".join(runs) + f".{machine} Time to "
+            f"produce these rows: {results['seconds']:.0f} s.")
+
+
 def build_document(results: dict[str, Any], folder: Path) -> Document:
     quick = results["quick"]
     entries = results["workloads"]
@@ -33,10 +57,7 @@ def build_document(results: dict[str, Any], folder: Path) -> Document:
         doc.para("**QUICK MODE** (`rapidnn reproduce --quick`): reduced training recipes, "
                  "reduced retraining and test subsets; the numbers below are a smoke test of "
                  "the pipeline, not the paper-grade evaluation.")
-    m = results["machine"]
-    doc.para(f"Machine: {m['platform']}, {m['cpu_count']} CPU(s), torch {m['torch']} "
-             f"({m['torch_threads']} thread(s)). Wall time: {results['seconds']:.0f} s. "
-             f"Each network runs at the smallest (w, u) of the grid "
+    doc.para(f"{_provenance(results)} Each network runs at the smallest (w, u) of the grid "
              f"{results['sweeps']['values']}² whose retrained quality loss is within "
              f"{100 * results['tolerance']:.1f} points (search sweep below). Data used: "
              f"{_fmt_budget(results['budget'])}.")

@@ -182,7 +182,7 @@ _ISOLET = Recipe(model="mlp-617-512-256-26-relu-dropout0.5", dataset="isolet", e
 _HAR = Recipe(model="harcnn-32-64-96-k9", dataset="har", epochs=30, lr=2e-3, batch=64, val=3,
               val_unit="subject", weight_decay=1e-4, normalize="channel")
 _VGG = _sgd_cifar("vgg7-bn-gap-32-256", 30, 0.05)
-_RESNET = _sgd_cifar("resnet20-b", 60, 0.1)
+_RESNET = _sgd_cifar("resnet20-b", 100, 0.1)
 _CIFAR_QUICK = {"epochs": 2, "train_subset": 10_000}
 
 WORKLOADS: Mapping[str, Workload] = MappingProxyType({

@@ -116,6 +116,18 @@ def sweep_cmd(
     console.print(f"written: {out}/sweep.json, {out}/sweep.txt, {out}/pareto.png")
 
 
+def _print_results(results: dict, out: str, lead: str = "") -> None:
+    """The paper's table of a results document, then where its files were written."""
+    from rich.console import Console
+
+    from rapidnn.report.tables import paper_table, to_rich
+
+    console = Console(width=max(Console().width, 160))
+    console.print(to_rich(paper_table(results["workloads"], results["shape_networks"],
+                                      results["geomean"], results["geomean_with_shapes"])))
+    console.print(f"{lead}written: {out}/results.json, {out}/report.md, {out}/report.html")
+
+
 def reproduce_cmd(
     quick: Annotated[bool, typer.Option("--quick", help="quick recipes and data subsets")]
     = False,
@@ -129,7 +141,6 @@ def reproduce_cmd(
     from rich.console import Console
 
     from rapidnn.experiments.reproduce import run_reproduce
-    from rapidnn.report.tables import paper_table, to_rich
 
     with _errors():
         _threads(threads)
@@ -138,11 +149,8 @@ def reproduce_cmd(
     if as_json:
         _json(results)
         return
-    console = Console(width=max(Console().width, 160))
-    console.print(to_rich(paper_table(results["workloads"], results["shape_networks"],
-                                      results["geomean"], results["geomean_with_shapes"])))
-    console.print(f"{'quick mode; ' if quick else ''}wall time {results['seconds']:.0f} s; "
-                  f"written: {out}/results.json, {out}/report.md, {out}/report.html")
+    _print_results(results, out, f"{'quick mode; ' if quick else ''}wall time "
+                                 f"{results['seconds']:.0f} s; ")
 
 
 def report_cmd(
@@ -156,7 +164,6 @@ def report_cmd(
     """Rebuild results.json, report.md and report.html from reproduce runs, merging several (a
     later run's workload replaces an earlier run's of the same name)."""
     from rapidnn.experiments.merge import load_results, merge_results, write_results
-    from rapidnn.report.tables import paper_table, to_rich
 
     with _errors():
         merged = merge_results([load_results(r) for r in results], sources=results)
@@ -164,12 +171,7 @@ def report_cmd(
     if as_json:
         _json(merged)
         return
-    from rich.console import Console
-
-    console = Console(width=max(Console().width, 160))
-    console.print(to_rich(paper_table(merged["workloads"], merged["shape_networks"],
-                                      merged["geomean"], merged["geomean_with_shapes"])))
-    console.print(f"written: {out}/results.json, {out}/report.md, {out}/report.html")
+    _print_results(merged, out)
 
 
 def register(app: typer.Typer) -> None:

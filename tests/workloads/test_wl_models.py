@@ -12,14 +12,6 @@ from rapidnn.workloads.fit import fit
 from rapidnn.workloads.splits import augment_crop_flip
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _weighted(graph) -> list[str]:
     return [n.op for n in graph.weighted()]
 
@@ -91,6 +83,26 @@ def test_fit_sgd_learns_and_stops_early() -> None:
     steps = []
     fit(m, [(x, y)] * 4, recipe, on_batch=lambda e, i, loss: steps.append(i), max_steps=6)
     assert len(steps) == 6
+
+
+def test_fit_bf16_is_mixed_precision() -> None:
+    """precision="bf16": the forward pass runs in bfloat16 (the losses differ from float32's),
+    the weights stay float32 and the model still learns."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(64, 4, generator=g)
+    y = (x[:, 0] > 0.5).long()
+    batches = [(x[i:i + 16], y[i:i + 16]) for i in range(0, 64, 16)]
+    recipe = Recipe(model="m", dataset="mnist", epochs=30, lr=0.5, batch=16, val=0,
+                    optimizer="sgd", nesterov=True)
+    hists, models = [], []
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        m = torch.nn.Linear(4, 2)
+        hists.append(fit(m, batches, recipe.replace(precision=precision)))
+        models.append(m)
+    assert hists[1] != hists[0] and hists[1][-1] < hists[1][0]
+    assert hists[1][-1] == pytest.approx(hists[0][-1], rel=0.1)
+    assert all(p.dtype == torch.float32 for p in models[1].parameters())
 
 
 def test_augment_crop_flip() -> None:

@@ -39,6 +39,14 @@ def test_key_dict_omits_defaults_only() -> None:
     assert recipe_key("x", r.key_dict()) != recipe_key("x", r2.key_dict())
 
 
+def test_precision_is_keyed_and_checked() -> None:
+    r = Recipe(model="m", dataset="isolet", epochs=1, lr=0.1, batch=8, val=1)
+    assert "precision" not in r.key_dict()
+    assert r.replace(precision="bf16").key_dict()["precision"] == "bf16"
+    with pytest.raises(ValueError, match="unknown precision 'fp16'"):
+        r.replace(precision="fp16")
+
+
 def test_unknown_workload_lists_valid_names() -> None:
     with pytest.raises(WorkloadError) as exc:
         get_workload("mnist-cnn")

@@ -12,32 +12,7 @@ from safetensors.torch import save_file
 
 import rapidnn.workloads as workloads
 import rapidnn.workloads.store as store
-from rapidnn.workloads import WORKLOADS, Recipe, WorkloadError, get_workload
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def tiny(monkeypatch: pytest.MonkeyPatch):
-    """isolet-mlp with a tiny recipe (1 epoch on 512 examples), registered under its name."""
-    recipe = Recipe(model="mlp-617-32-26", dataset="isolet", epochs=1, lr=1e-3, batch=64, val=1,
-                    val_unit="speaker", train_subset=512)
-    wl = dataclasses.replace(WORKLOADS["isolet-mlp"], factory=lambda: _mlp(),
-                             recipe=recipe, quick_recipe=recipe.replace(epochs=1, batch=128))
-    monkeypatch.setattr(workloads, "WORKLOADS", {**WORKLOADS, wl.name: wl})
-    return wl
-
-
-def _mlp() -> torch.nn.Module:
-    from rapidnn.models import mlp
-
-    return mlp((617, 32, 26))
+from rapidnn.workloads import WORKLOADS, WorkloadError, get_workload
 
 
 def _no_temp_files(root: Path) -> None:
@@ -190,7 +165,8 @@ def test_warm_start_continues_the_stored_base(tiny, tmp_path: Path,
     monkeypatch.setattr(workloads, "WORKLOADS", {**WORKLOADS, wl.name: wl})
     assert wl.key() != tiny.key()
     built = []
-    monkeypatch.setattr(type(wl), "build", lambda self, seed=None: built.append(seed) or _mlp())
+    monkeypatch.setattr(type(wl), "build",
+                        lambda self, seed=None: built.append(seed) or tiny.factory())
     model, info = store.get_trained(wl, progress=False, root=tmp_path)
     assert built == [None]  # only to load the stored base: the stage starts from its weights
     assert info["warm_start"]["key"] == base_info["key"]

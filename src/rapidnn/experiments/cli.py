@@ -1,5 +1,5 @@
-"""The ``train``, ``sweep``, ``reproduce`` and ``report`` commands; ``register(app)`` adds
-them to the ``rapidnn`` typer app (heavy imports happen inside the commands: ``--help`` stays
+"""The ``train``, ``sweep``, ``reproduce``, ``report`` and ``store`` commands; ``register(app)``
+adds them to the ``rapidnn`` typer app (heavy imports happen inside the commands: ``--help`` stays
 fast)."""
 
 from __future__ import annotations
@@ -174,9 +174,91 @@ def report_cmd(
     _print_results(merged, out)
 
 
+store_app = typer.Typer(no_args_is_help=True,
+                        help="The model store: list, export and import trained float models.")
+
+
+@store_app.command("list")
+def store_list_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="print the entries as JSON")] = False,
+) -> None:
+    """The trained float models in the store (stale: trained with a recipe that changed)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from rapidnn.workloads.store import store_root
+    from rapidnn.workloads.transfer import list_trained
+
+    with _errors():
+        rows = list_trained()
+    if as_json:
+        _json({"store": str(store_root()), "entries": rows})
+        return
+    table = Table(title=f"float models in {store_root()}")
+    for column in ("workload", "key", "recipe", "test acc.", "val. acc.", "train s"):
+        table.add_column(column)
+
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{100 * v:.2f} %"
+
+    for r in rows:
+        table.add_row(str(r["workload"]), r["key"], "current" if r["current"] else "stale",
+                      pct(r["test_accuracy"]), pct(r["val_accuracy"]),
+                      "-" if r["train_seconds"] is None else f"{r['train_seconds']:.0f}")
+    Console().print(table)
+
+
+@store_app.command("export")
+def store_export_cmd(
+    workloads: Annotated[list[str], typer.Argument(help="workload names")],
+    out: Annotated[str, typer.Option(help="output folder")] = "pretrained",
+    quick: Annotated[bool, typer.Option("--quick", help="the quick recipes' models")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print what was written as JSON")]
+    = False,
+) -> None:
+    """Copy stored float models (the current recipes') into a folder, to import elsewhere."""
+    from rapidnn.workloads.transfer import export_trained
+
+    with _errors():
+        results = export_trained(workloads, out, quick)
+    _print_transfer(results, as_json)
+
+
+@store_app.command("import")
+def store_import_cmd(
+    sources: Annotated[list[str], typer.Argument(help="exported .safetensors files or folders "
+                                                      "of them")],
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace entries the store "
+                                                                  "already holds")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print what was done as JSON")]
+    = False,
+) -> None:
+    """Check exported float models and copy them into the store, so `train`, `sweep` and
+    `reproduce` use them instead of training; files of a changed recipe are skipped (stale)."""
+    from rapidnn.workloads.transfer import import_trained
+
+    with _errors():
+        results = import_trained(sources, overwrite=overwrite)
+    _print_transfer(results, as_json)
+
+
+def _print_transfer(results: list, as_json: bool) -> None:
+    if as_json:
+        _json([r.to_dict() for r in results])
+        return
+    from rich.console import Console
+
+    out = Console()
+    for r in results:
+        acc = "" if r.test_accuracy is None else f", test accuracy {r.test_accuracy:.4f}"
+        out.print(f"{r.status}: {r.workload}{' (quick)' if r.quick else ''} {r.key}{acc} "
+                  f"({r.path})")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``train``, ``sweep``, ``reproduce`` and ``report`` to ``app``."""
+    """Add ``train``, ``sweep``, ``reproduce``, ``report`` and ``store`` to ``app``."""
     app.command("train")(train_cmd)
     app.command("sweep")(sweep_cmd)
     app.command("reproduce")(reproduce_cmd)
     app.command("report")(report_cmd)
+    app.add_typer(store_app, name="store")

@@ -50,7 +50,8 @@ def fit(model: nn.Module, batches: Iterable[Any], recipe: Recipe,
     ``resume`` continues from such a state: the model, optimizer, learning-rate schedule, the
     global torch RNG (dropout) and ``generators`` (the loader's shuffling and augmentation
     streams, :func:`rapidnn.workloads.splits.loader_generators`) are restored, so a resumed
-    training ends with the same weights as an uninterrupted one."""
+    training ends with the same weights as an uninterrupted one. ``recipe.precision="bf16"``
+    computes the forward pass (and so the backward) under bfloat16 autocast."""
     torch.manual_seed(recipe.seed)
     opt = make_optimizer(model, recipe)
     per_epoch = len(batches)  # type: ignore[arg-type]
@@ -73,12 +74,14 @@ def fit(model: nn.Module, batches: Iterable[Any], recipe: Recipe,
         resumed_at = [*resume.resumed_at, resume.epoch]
     done = start * per_epoch
     t0 = time.perf_counter()
+    mixed = recipe.precision == "bf16"
     model.train()
     for epoch in range(start, recipe.epochs):
         losses: list[float] = []
         for x, y in batches:
             opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(x), y, label_smoothing=recipe.label_smoothing)
+            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=mixed):
+                loss = F.cross_entropy(model(x), y, label_smoothing=recipe.label_smoothing)
             loss.backward()
             opt.step()
             sched.step()

@@ -1,0 +1,192 @@
+"""Moving trained float models between stores: list, export and import.
+
+Training the CIFAR-10 models takes hours on a small CPU machine, so trained float models travel
+as their store entries: ``<key>.safetensors`` with the recipe and the training info in its
+header (and the ``<key>.json`` sidecar for people). :func:`export_trained` copies entries out of
+the store; :func:`import_trained` checks each file and copies it into a store. The check is the
+one :func:`rapidnn.workloads.store.get_trained` relies on: the file's key must be the current
+key of a workload recipe (a file of a changed recipe is *stale* and refused, never used in its
+place), and its tensors must load into that workload's network. Nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from safetensors import SafetensorError, safe_open
+
+import rapidnn.workloads as registry
+from rapidnn.workloads import Workload, WorkloadError, get_workload
+from rapidnn.workloads.store import (
+    INFO_KEY,
+    entry_paths,
+    load_trained,
+    save_trained,
+    store_root,
+)
+
+__all__ = ["TransferResult", "export_trained", "import_trained", "list_trained"]
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    """What happened to one file: ``status`` is ``exported``, ``imported``, ``present`` (the
+    store already holds a usable entry of that key) or ``stale`` (trained with a recipe that
+    is no workload's current one: not imported)."""
+
+    key: str
+    workload: str
+    quick: bool
+    status: str
+    path: str
+    test_accuracy: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _current_keys() -> dict[str, tuple[Workload, bool]]:
+    """Every current store key (full and quick recipe of every workload)."""
+    return {wl.key(quick): (wl, quick) for wl in registry.WORKLOADS.values()
+            for quick in (False, True)}
+
+
+def list_trained(root: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+    """The float-model entries of the store: one dict per ``.safetensors`` file with its key,
+    workload, whether it is the current recipe's (``current``; else stale), test and
+    validation accuracy and training time (None where the sidecar JSON lacks them)."""
+    folder = store_root(root)
+    current = _current_keys()
+    rows = []
+    for weights in sorted(folder.glob("*.safetensors")):
+        if weights.name.endswith(".checkpoint.safetensors"):
+            continue
+        info = _read_info(weights.with_suffix(".json"))
+        key = weights.stem
+        wl, quick = current.get(key, (None, None))
+        rows.append({"key": key, "workload": wl.name if wl else info.get("workload"),
+                     "quick": quick if wl else info.get("quick"), "current": wl is not None,
+                     "test_accuracy": info.get("test_accuracy"),
+                     "val_accuracy": info.get("val_accuracy"),
+                     "train_seconds": info.get("train_seconds"), "path": str(weights)})
+    return rows
+
+
+def _read_info(path: Path) -> dict[str, Any]:
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
+def export_trained(workloads: list[str], out: str | os.PathLike[str], quick: bool = False,
+                   root: str | os.PathLike[str] | None = None) -> list[TransferResult]:
+    """Copy the stored float models of ``workloads`` (current recipe) into folder ``out``:
+    ``<key>.safetensors`` and ``<key>.json``, each written to a temporary file and renamed.
+    A workload that is not in the store is a :class:`WorkloadError` (nothing is written)."""
+    entries = []
+    for name in workloads:
+        wl = get_workload(name)
+        hit = load_trained(wl, quick, root)
+        if hit is None or hit[1] is None:
+            raise WorkloadError(f"{wl.name}{' (quick)' if quick else ''} is not in the store "
+                                f"{store_root(root)}: train it first (rapidnn train {wl.name}"
+                                f"{' --quick' if quick else ''})")
+        entries.append((wl, entry_paths(wl, quick, root), hit[1]))
+    folder = Path(out).expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    results = []
+    for wl, (weights, meta), info in entries:
+        for src in (weights, meta):
+            _copy_atomic(src, folder / src.name)
+        results.append(TransferResult(wl.key(quick), wl.name, quick, "exported",
+                                      str(folder / weights.name), info.get("test_accuracy")))
+    return results
+
+
+def _copy_atomic(src: Path, dst: Path) -> None:
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _candidates(sources: list[str]) -> list[Path]:
+    files: list[Path] = []
+    for source in sources:
+        path = Path(source).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.glob("*.safetensors")
+                           if not p.name.endswith(".checkpoint.safetensors"))
+            if not found:
+                raise WorkloadError(f"{path} holds no .safetensors float model")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"no such file or folder: {path}")
+    return files
+
+
+def _check(path: Path) -> tuple[Workload | None, bool, Any, dict[str, Any]]:
+    """The workload, quick flag, loaded model and info of an exported float-model file (workload
+    and model None when the file is stale: its key is no current recipe's); a
+    :class:`WorkloadError` naming the file for anything unusable."""
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            header = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open API)
+    except (SafetensorError, OSError) as exc:
+        raise WorkloadError(f"{path} is not a readable safetensors file: {exc}") from None
+    try:
+        info = json.loads(header[INFO_KEY])
+        key = info["key"]
+    except (KeyError, TypeError, ValueError):
+        raise WorkloadError(f"{path} is not a rapidnn float model (no training info in its "
+                            f"header)") from None
+    current = _current_keys()
+    if key not in current:
+        return None, bool(info.get("quick")), None, info
+    wl, quick = current[key]
+    model = wl.build()
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise WorkloadError(f"{path} does not fit the {wl.name} network: {first}") from None
+    return wl, quick, model.eval(), info
+
+
+def import_trained(sources: list[str], root: str | os.PathLike[str] | None = None,
+                   overwrite: bool = False) -> list[TransferResult]:
+    """Check every float-model file in ``sources`` (files, or folders of ``.safetensors``) and
+    copy it into the store. All files are checked before anything is written, so a bad file
+    leaves the store as it was. A file of a changed recipe is not imported (``stale``); an
+    entry the store already holds is kept (``present``) unless ``overwrite``. The imported
+    entry's info records ``imported_from``."""
+    checked = [(path, *_check(path)) for path in _candidates(sources)]
+    results = []
+    for path, wl, quick, model, info in checked:
+        if wl is None:
+            results.append(TransferResult(str(info["key"]), str(info.get("workload", "?")),
+                                          quick, "stale", str(path), info.get("test_accuracy")))
+            continue
+        weights, _ = entry_paths(wl, quick, root)
+        hit = load_trained(wl, quick, root)
+        if hit is not None and hit[1] is not None and not overwrite:
+            results.append(TransferResult(wl.key(quick), wl.name, quick, "present",
+                                          str(weights), hit[1].get("test_accuracy")))
+            continue
+        save_trained(wl, model, {**info, "imported_from": str(path.resolve())}, quick, root)
+        results.append(TransferResult(wl.key(quick), wl.name, quick, "imported", str(weights),
+                                      info.get("test_accuracy")))
+    return results

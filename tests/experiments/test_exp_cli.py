@@ -44,6 +44,7 @@ def test_retrain_limit_default_matches_the_library() -> None:
     ["sweep", "isolet-mlp", "--retrain", "--search"],
     ["train", "no-such-workload"],
     ["reproduce", "--workload", "no-such-workload"],
+    ["reproduce", "--pretrained", "/no/such/folder"],
 ])
 def test_user_errors_exit_2(args: list[str], tiny, tmp_path: Path) -> None:
     result = runner.invoke(_app(), [*args, *(["--out", str(tmp_path / "o")]

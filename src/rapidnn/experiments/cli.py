@@ -134,6 +134,11 @@ def reproduce_cmd(
     out: Annotated[str, typer.Option(help="output folder")] = "results",
     workload: Annotated[list[str] | None, typer.Option(help="only these workloads "
                                                               "(repeatable)")] = None,
+    pretrained: Annotated[list[str] | None, typer.Option(help="import the trained float models "
+                                                             "in this folder or file into the "
+                                                             "store first, as `rapidnn store "
+                                                             "import` does (repeatable)")]
+    = None,
     threads: Threads = None,
     as_json: Annotated[bool, typer.Option("--json", help="print results.json")] = False,
 ) -> None:
@@ -141,11 +146,15 @@ def reproduce_cmd(
     from rich.console import Console
 
     from rapidnn.experiments.reproduce import run_reproduce
+    from rapidnn.workloads.transfer import import_trained
 
+    console = Console(stderr=True)
     with _errors():
         _threads(threads)
-        results = run_reproduce(quick, out, workloads=workload or None,
-                                console=Console(stderr=True))
+        for r in import_trained(pretrained) if pretrained else []:
+            console.print(f"pretrained {r.workload}{' (quick)' if r.quick else ''}: {r.status} "
+                          f"({r.key})")
+        results = run_reproduce(quick, out, workloads=workload or None, console=console)
     if as_json:
         _json(results)
         return

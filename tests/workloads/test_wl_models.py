@@ -100,6 +100,10 @@ def test_fit_bf16_is_mixed_precision() -> None:
         m = torch.nn.Linear(4, 2)
         hists.append(fit(m, batches, recipe.replace(precision=precision)))
         models.append(m)
+    torch.manual_seed(0)
+    again = torch.nn.Linear(4, 2)
+    assert fit(again, batches, recipe.replace(precision="bf16")) == hists[1]  # repeatable
+    assert torch.equal(again.weight, models[1].weight)
     assert hists[1] != hists[0] and hists[1][-1] < hists[1][0]
     assert hists[1][-1] == pytest.approx(hists[0][-1], rel=0.1)
     assert all(p.dtype == torch.float32 for p in models[1].parameters())

@@ -15,6 +15,15 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
         monkeypatch.setenv("RAPIDNN_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
+@pytest.fixture
+def one_thread():
+    """torch on one CPU thread for the test (float rounding then matches across machines)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def randomize_batchnorm(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     g = torch.Generator().manual_seed(seed)
     for m in model.modules():

@@ -5,18 +5,14 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-import torch
 
 import rapidnn.workloads as workloads
 from rapidnn.workloads import WORKLOADS, Recipe
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread):
+    """Every test here runs single-threaded."""
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ import rapidnn.workloads as registry
 from rapidnn.workloads import Workload, WorkloadError, get_workload
 from rapidnn.workloads.store import (
     INFO_KEY,
+    _atomic_write,
+    _read_json,
     entry_paths,
     load_trained,
     save_trained,
@@ -56,6 +59,12 @@ def _current_keys() -> dict[str, tuple[Workload, bool]]:
             for quick in (False, True)}
 
 
+def _float_models(folder: Path) -> Iterator[Path]:
+    """The float-model files of a folder, sorted (training checkpoints are not models)."""
+    return (p for p in sorted(folder.glob("*.safetensors"))
+            if not p.name.endswith(".checkpoint.safetensors"))
+
+
 def list_trained(root: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
     """The float-model entries of the store: one dict per ``.safetensors`` file with its key,
     workload, whether it is the current recipe's (``current``; else stale), test and
@@ -63,10 +72,8 @@ def list_trained(root: str | os.PathLike[str] | None = None) -> list[dict[str, A
     folder = store_root(root)
     current = _current_keys()
     rows = []
-    for weights in sorted(folder.glob("*.safetensors")):
-        if weights.name.endswith(".checkpoint.safetensors"):
-            continue
-        info = _read_info(weights.with_suffix(".json"))
+    for weights in _float_models(folder):
+        info = _read_json(weights.with_suffix(".json")) or {}
         key = weights.stem
         wl, quick = current.get(key, (None, None))
         rows.append({"key": key, "workload": wl.name if wl else info.get("workload"),
@@ -75,14 +82,6 @@ def list_trained(root: str | os.PathLike[str] | None = None) -> list[dict[str, A
                      "val_accuracy": info.get("val_accuracy"),
                      "train_seconds": info.get("train_seconds"), "path": str(weights)})
     return rows
-
-
-def _read_info(path: Path) -> dict[str, Any]:
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return obj if isinstance(obj, dict) else {}
 
 
 def export_trained(workloads: list[str], out: str | os.PathLike[str], quick: bool = False,
@@ -100,24 +99,13 @@ def export_trained(workloads: list[str], out: str | os.PathLike[str], quick: boo
                                 f"{' --quick' if quick else ''})")
         entries.append((wl, entry_paths(wl, quick, root), hit[1]))
     folder = Path(out).expanduser()
-    folder.mkdir(parents=True, exist_ok=True)
     results = []
     for wl, (weights, meta), info in entries:
         for src in (weights, meta):
-            _copy_atomic(src, folder / src.name)
+            _atomic_write(folder / src.name, lambda tmp, src=src: shutil.copyfile(src, tmp))
         results.append(TransferResult(wl.key(quick), wl.name, quick, "exported",
                                       str(folder / weights.name), info.get("test_accuracy")))
     return results
-
-
-def _copy_atomic(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _candidates(sources: list[str]) -> list[Path]:
@@ -125,8 +113,7 @@ def _candidates(sources: list[str]) -> list[Path]:
     for source in sources:
         path = Path(source).expanduser()
         if path.is_dir():
-            found = sorted(p for p in path.glob("*.safetensors")
-                           if not p.name.endswith(".checkpoint.safetensors"))
+            found = list(_float_models(path))
             if not found:
                 raise WorkloadError(f"{path} holds no .safetensors float model")
             files.extend(found)

@@ -5,6 +5,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import rapidnn
+from rapidnn.ops import WeightedLayer
 from rapidnn.retrain import ClusterAwareModel, accuracy, retrain
 
 
@@ -38,6 +39,19 @@ def test_cluster_aware_model_matches_composed_model(task):
     x = next(iter(val))[0]
     agree = (qat(x).argmax(1) == cm(x).argmax(1)).float().mean()
     assert agree > 0.97
+
+
+def test_cluster_aware_weights_are_the_composed_fixed_point_weights(task):
+    """Fine-tuning sees the accelerator's weights: centroids rounded to the layer's format."""
+    net, train, _ = task
+    cm = rapidnn.compose(net, train, 8, 8, calibration_batches=5, weight_bits=4)
+    qat = ClusterAwareModel(cm)
+    for op in (op for op in cm.ops if isinstance(op, WeightedLayer)):
+        scale = 2.0 ** op.spec["weight_exponent"]
+        expected = op.weight_values.double()[0][op.weight_codes.long()] * scale
+        got = qat.clustered_weight(op.name).double()
+        assert torch.equal(got, expected), op.name
+        assert not torch.equal(got, op.weight_centroids.double()[0][op.weight_codes.long()])
 
 
 def test_retraining_recovers_accuracy_and_is_deterministic(task):

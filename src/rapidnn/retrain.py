@@ -34,12 +34,17 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
 from rapidnn.capture import CapturedGraph, float_op
+from rapidnn.codebook import fixed_point_for
 from rapidnn.compose import calibration_batches, compose_graph, make_plan
 from rapidnn.composed import ComposedModel
 from rapidnn.ops import WeightedLayer
 from rapidnn.quality import predictions
 
 LOSSES = ("distill", "ce")
+#: what this module's retraining produces; bumped when a change alters its results, so that
+#: stores and sweeps do not reuse models retrained by an earlier method (2: the cluster-aware
+#: model rounds its weights to fixed point)
+VERSION = 2
 
 
 @dataclass
@@ -88,6 +93,9 @@ class ClusterAwareModel(nn.Module):
 
     Weights are ``centroids[g, code]`` with trainable shared centroids: the gradient of a
     centroid is the sum of its members' gradients (Deep-Compression-style weight sharing).
+    The forward pass rounds the centroids to the layer's fixed-point format as the composer
+    does (decision F5; straight-through gradient), so that updates smaller than one step
+    accumulate in the float centroids instead of being rounded away at re-composition.
     Codes stay fixed within a round; re-composition re-clusters afterwards.
     """
 
@@ -98,6 +106,7 @@ class ClusterAwareModel(nn.Module):
         self.weight_centroids = nn.ParameterDict()
         self.biases = nn.ParameterDict()
         self.codes: dict[str, torch.Tensor] = {}
+        self.weight_bits: dict[str, int] = {}
         for op in composed.ops:
             if isinstance(op, WeightedLayer):
                 node = self.graph[op.name]
@@ -110,12 +119,13 @@ class ClusterAwareModel(nn.Module):
                 g = (torch.arange(codes.shape[0]) % groups).reshape(
                     (-1,) + (1,) * (codes.dim() - 1))
                 self.codes[op.name] = g * op.weight_centroids.shape[1] + codes  # flat index
+                self.weight_bits[op.name] = int(op.spec["weight_bits"])
         self.centroids = {key: cb.quantized().float().cpu()
                           for key, cb in composed.codebooks.items()}
 
     def clustered_weight(self, name: str) -> torch.Tensor:
-        """Every weight replaced by its (trainable) cluster centroid."""
-        c = self.weight_centroids[name]
+        """Every weight replaced by its (trainable) cluster centroid in fixed point."""
+        c = _fixed_point(self.weight_centroids[name], self.weight_bits[name])
         return c.reshape(-1)[self.codes[name].to(c.device)]
 
     def snap(self, key: str, v: torch.Tensor) -> torch.Tensor:
@@ -158,6 +168,14 @@ class ClusterAwareModel(nn.Module):
         return CapturedGraph(nodes)
 
 
+def _fixed_point(c: torch.Tensor, bits: int) -> torch.Tensor:
+    """``c`` rounded to the smallest power-of-two format holding it in ``bits`` (as
+    :func:`rapidnn.codebook.quantize`), with a straight-through gradient."""
+    fmt = fixed_point_for(c.detach().double().cpu().numpy(), bits)
+    q = torch.clamp(torch.round(c.detach() / fmt.scale), fmt.qmin, fmt.qmax) * fmt.scale
+    return c + (q - c.detach())
+
+
 def accuracy(model: Callable[[torch.Tensor], torch.Tensor], data: Iterable[Any],
              device: torch.device | str = "cpu") -> float:
     """Top-1 accuracy of ``model`` over ``(input, label)`` batches."""
@@ -191,7 +209,8 @@ def retrain(composed: ComposedModel, train_data: Iterable[Any], val_data: Iterab
     if temperature <= 0 or label_weight < 0:
         raise ValueError("temperature must be positive and label_weight non-negative")
     per_round = round_batches if round_batches is not None else len(train_data)  # type: ignore[arg-type]
-    settings = {"loss": loss, "lr": lr, "round_batches": per_round, "min_rounds": min_rounds,
+    settings = {"version": VERSION, "loss": loss, "lr": lr, "round_batches": per_round,
+                "min_rounds": min_rounds,
                 "max_rounds": max_rounds, "tolerance": tolerance, "seed": seed,
                 **({"temperature": temperature, "label_weight": label_weight}
                    if loss == "distill" else {})}

@@ -58,11 +58,15 @@ def budget_for(quick: bool) -> Budget:
 
 
 def subset(dataset: Dataset, limit: int | None) -> Dataset:
-    """The first ``limit`` examples of ``dataset`` (all of them if None or larger)."""
+    """``limit`` examples spread evenly over ``dataset`` (all of them if None or larger).
+
+    Evenly spaced, not the first ``limit``: some test sets are stored sorted (CIFAR-10 by
+    class, ISOLET and HAR by speaker or subject), and a prefix would hold one class only.
+    """
     n = len(dataset)  # type: ignore[arg-type]
     if limit is None or limit >= n:
         return dataset
-    return Subset(dataset, range(limit))
+    return Subset(dataset, [i * n // limit for i in range(limit)])
 
 
 def loader(dataset: Dataset, limit: int | None = None, batch: int = 500) -> DataLoader:
@@ -131,7 +135,7 @@ def retrained(wl: Workload, w: int, u: int, quick: bool, splits: Splits, budget:
     ``budget.train_batches`` batches, distillation from the float model; cached in the store,
     tag ``retrained``, keyed by the retraining settings). ``info['retrain']`` holds the
     retraining history; ``info['cached']`` says whether the retrained model was reused."""
-    from rapidnn.retrain import retrain
+    from rapidnn.retrain import VERSION, retrain
     from rapidnn.workloads.store import composed_path, get_composed, load_composed, save_composed
 
     rounds = budget.max_rounds if max_rounds is None else max_rounds
@@ -140,8 +144,9 @@ def retrained(wl: Workload, w: int, u: int, quick: bool, splits: Splits, budget:
         on_compose()
     composed, _ = get_composed(wl, w, u, quick, progress, root=root, console=console)
     opts = {"weight_clusters": w, "input_clusters": u, "calibration_batches": 20,
-            "retrain": {"tolerance": TOLERANCE, "max_rounds": rounds, "min_rounds": least,
-                        "round_batches": budget.train_batches, "loss": "distill",
+            "retrain": {"version": VERSION, "tolerance": TOLERANCE, "max_rounds": rounds,
+                        "min_rounds": least, "round_batches": budget.train_batches,
+                        "loss": "distill", "lr": wl.retrain_lr,
                         "val_images": budget.val_images}}
     hit = load_composed(wl, opts, quick, root, tag="retrained")
     if hit is not None:
@@ -156,7 +161,7 @@ def retrained(wl: Workload, w: int, u: int, quick: bool, splits: Splits, budget:
     val = loader(splits.val, budget.val_images, batch=1000)
     result = retrain(composed, splits.train_loader(), val, tolerance=TOLERANCE,
                      max_rounds=rounds, min_rounds=least, round_batches=budget.train_batches,
-                     loss="distill", progress=progress, console=console)
+                     loss="distill", lr=wl.retrain_lr, progress=progress, console=console)
     best = result.composed
     best.metadata = {**composed.metadata, "workload": wl.name, "dataset": wl.dataset}
     info = {"retrain": result.to_dict()}

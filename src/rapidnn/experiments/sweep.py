@@ -38,6 +38,7 @@ from rapidnn.experiments.common import (
     write_json,
     write_text,
 )
+from rapidnn.retrain import VERSION as RETRAIN_VERSION
 from rapidnn.workloads import Workload, get_workload
 
 FORMAT = "rapidnn-sweep-v1"
@@ -58,6 +59,7 @@ def sweep_options(wl: Workload, weight_clusters: list[int], input_clusters: list
     return {"workload": wl.name, "float_key": wl.key(quick), "quick": quick,
             "weight_clusters": list(weight_clusters), "input_clusters": list(input_clusters),
             "mode": mode, "max_rounds": max_rounds if mode != "none" else None,
+            "retrain_version": RETRAIN_VERSION if mode != "none" else None,
             "retrain_limit": retrain_limit if mode == "search" else None,
             "tolerance": TOLERANCE, "budget": budget.to_dict()}
 
@@ -113,7 +115,7 @@ def evaluate_point(wl: Workload, w: int, u: int, quick: bool, splits: Any, budge
 
 
 #: option keys that only concern retraining (older sweeps named the rounds ``max_epochs``)
-RETRAIN_OPTIONS = ("mode", "max_rounds", "max_epochs", "retrain_limit")
+RETRAIN_OPTIONS = ("mode", "max_rounds", "max_epochs", "retrain_limit", "retrain_version")
 
 
 def _measurement(options: dict[str, Any]) -> dict[str, Any]:

@@ -122,7 +122,11 @@ SPLIT_FIELDS = ("model", "dataset", "val", "val_unit", "seed", "normalize", "tra
 
 @dataclass(frozen=True)
 class Workload:
-    """One evaluation application: network, dataset, recipes and description."""
+    """One evaluation application: network, dataset, recipes and description.
+
+    ``retrain_lr``: Adam learning rate of retraining (:func:`rapidnn.retrain.retrain`), chosen
+    per network on validation data (``docs/reproduce.md``).
+    """
 
     name: str
     title: str
@@ -134,6 +138,7 @@ class Workload:
     recipe: Recipe
     quick_recipe: Recipe
     target_accuracy: float | None = None
+    retrain_lr: float = 1e-4
 
     def recipe_for(self, quick: bool = False) -> Recipe:
         return self.quick_recipe if quick else self.recipe
@@ -248,7 +253,7 @@ WORKLOADS: Mapping[str, Workload] = MappingProxyType({
                     "CIFAR-10 (JPEG copy); a residual-network application.",
         dataset="cifar10", input_shape=(3, 32, 32), classes=10,
         factory=nets.resnet20, recipe=_RESNET, quick_recipe=_RESNET.replace(**_CIFAR_QUICK),
-        target_accuracy=0.88),
+        target_accuracy=0.88, retrain_lr=1e-5),
 })
 
 SHAPE_NETWORKS: Mapping[str, ShapeNetwork] = MappingProxyType({

@@ -91,6 +91,7 @@ def test_sweep_with_retraining(tiny, tmp_path: Path) -> None:
     (p,) = doc["points"]
     assert p["retrain_rounds"] == 1 and "accuracy_before_retraining" in p and p["retrained"]
     assert doc["options"]["max_rounds"] == 1
+    assert doc["options"]["retrain_version"] == sweep.RETRAIN_VERSION
     with pytest.raises(ValueError, match="unknown sweep mode"):
         _run(tmp_path / "other", mode="some")
 
@@ -206,5 +207,11 @@ def test_other_retraining_options_keep_the_composed_points(tiny, tmp_path, monke
     assert calls == [(4, 4, False), (8, 4, False)]
     assert doc["smallest_within_tolerance"] is None
     assert all(p["search"].startswith("not retrained") for p in doc["points"])
+    _run(tmp_path / "sw", mode="search", plot=False)
+    calls.clear()
+    monkeypatch.setattr(sweep, "RETRAIN_VERSION", sweep.RETRAIN_VERSION + 1)
+    _run(tmp_path / "sw", mode="search", plot=False)
+    # a new retraining method: its points are retrained again, the composed ones are kept
+    assert calls == [(4, 4, False), (8, 4, False), (4, 4, True), (8, 4, True)]
     with pytest.raises(sweep.SweepOptionsError, match="weight_clusters"):
         _run(tmp_path / "sw", ws=[4, 16], mode="search", plot=False)

@@ -1,7 +1,10 @@
+import dataclasses
+
 import torch
 from torch.utils.data import TensorDataset
 
-from rapidnn.experiments.common import subset
+from rapidnn.experiments.common import Budget, retrained, subset
+from rapidnn.retrain import VERSION
 
 
 def test_subset_spreads_over_a_class_sorted_set():
@@ -11,3 +14,17 @@ def test_subset_spreads_over_a_class_sorted_set():
     got = torch.stack([part[i][1] for i in range(len(part))])
     assert len(part) == 50 and torch.bincount(got).tolist() == [5] * 10
     assert subset(data, None) is data and subset(data, 5000) is data
+
+
+def test_retrained_uses_and_keys_the_workloads_learning_rate(tiny) -> None:
+    budget = Budget(val_images=52, train_batches=2, max_rounds=1)
+    splits = tiny.splits(True)
+    _, _, info = retrained(tiny, 4, 4, True, splits, budget, progress=False)
+    assert info["retrain"]["settings"]["lr"] == tiny.retrain_lr
+    assert info["retrain"]["settings"]["version"] == VERSION and not info["cached"]
+    slower = dataclasses.replace(tiny, retrain_lr=tiny.retrain_lr / 10)
+    _, _, other = retrained(slower, 4, 4, True, splits, budget, progress=False)
+    assert not other["cached"] and other["path"] != info["path"]
+    assert other["retrain"]["settings"]["lr"] == slower.retrain_lr
+    _, _, again = retrained(tiny, 4, 4, True, splits, budget, progress=False)
+    assert again["cached"] and again["path"] == info["path"]

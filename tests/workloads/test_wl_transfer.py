@@ -32,6 +32,7 @@ def exported(tiny, tmp_path: Path) -> Path:
     assert result.status == "exported" and result.key == tiny.key()
     assert sorted(p.name for p in out.iterdir()) == [f"{tiny.key()}.json",
                                                       f"{tiny.key()}.safetensors"]
+    assert all(p.stat().st_mode & 0o777 == 0o644 for p in out.iterdir())  # to be shared
     return out
 
 

@@ -87,12 +87,14 @@ def store_root(root: str | os.PathLike[str] | None = None) -> Path:
 
 
 def _atomic_write(path: Path, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it into place."""
+    """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it into place
+    (readable by all, like a file written directly: ``mkstemp`` creates it owner-only)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

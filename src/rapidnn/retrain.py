@@ -3,14 +3,14 @@
 Each round (paper notes section 5, step 9; our reconstruction, decision F7):
 
 1. fine-tune a cluster-aware float model for ``round_batches`` training batches (default: one
-   epoch): weights are replaced by the mean of their cluster (shadow-weight updates through a
-   straight-through estimator), every encoded tensor is snapped to its nearest input centroid
-   (straight-through estimator). The loss is, by default, distillation from the float model
-   (``T^2 KL(softmax(t/T) || softmax(s/T)) + label_weight * CE(s, y)``, Hinton et al. 2015,
-   T = 2, label weight 0.5): the quality loss compares the composed model with the float
-   model, so the composed model is taught to agree with it; ``loss="ce"`` trains on the labels
-   only. The training batches continue from round to round (a new epoch starts when the data
-   is exhausted);
+   epoch): every weight is its cluster's trainable shared centroid, rounded to the layer's
+   fixed-point format (straight-through estimator), every encoded tensor is snapped to its
+   nearest input centroid (straight-through estimator). The loss is, by default, distillation
+   from the float model (``T^2 KL(softmax(t/T) || softmax(s/T)) + label_weight * CE(s, y)``,
+   Hinton et al. 2015, T = 2, label weight 0.5): the quality loss compares the composed model
+   with the float model, so the composed model is taught to agree with it; ``loss="ce"``
+   trains on the labels only. The training batches continue from round to round (a new epoch
+   starts when the data is exhausted);
 2. re-compose from the updated shadow weights: weights are re-clustered, and input codebooks
    are re-estimated from the activations of the cluster-aware model;
 3. evaluate the composed (integer) model on the validation data and stop as soon as its
@@ -210,8 +210,8 @@ def retrain(composed: ComposedModel, train_data: Iterable[Any], val_data: Iterab
         raise ValueError("temperature must be positive and label_weight non-negative")
     per_round = round_batches if round_batches is not None else len(train_data)  # type: ignore[arg-type]
     settings = {"version": VERSION, "loss": loss, "lr": lr, "round_batches": per_round,
-                "min_rounds": min_rounds,
-                "max_rounds": max_rounds, "tolerance": tolerance, "seed": seed,
+                "min_rounds": min_rounds, "max_rounds": max_rounds, "tolerance": tolerance,
+                "seed": seed,
                 **({"temperature": temperature, "label_weight": label_weight}
                    if loss == "distill" else {})}
     torch.manual_seed(seed)

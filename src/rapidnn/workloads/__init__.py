@@ -125,7 +125,7 @@ class Workload:
     """One evaluation application: network, dataset, recipes and description.
 
     ``retrain_lr``: Adam learning rate of retraining (:func:`rapidnn.retrain.retrain`), chosen
-    per network on validation data (``docs/reproduce.md``).
+    per network on validation data (decision F7, ``docs/decisions.md``).
     """
 
     name: str

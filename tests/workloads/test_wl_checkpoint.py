@@ -41,10 +41,13 @@ def _round_trip(state: TrainingState, path: Path, key: str = "k") -> TrainingSta
     return load_checkpoint(path, key)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_resumed_fit_is_identical_to_an_uninterrupted_one(optimizer: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("optimizer", "schedule"),
+                         [("sgd", "cosine"), ("adam", "cosine"), ("sgd", "swa")])
+def test_resumed_fit_is_identical_to_an_uninterrupted_one(optimizer: str, schedule: str,
+                                                           tmp_path: Path) -> None:
+    """Also with weight averaging: the running average travels in the checkpoint."""
     recipe = Recipe(model="m", dataset="mnist", epochs=4, lr=0.05, batch=16, val=0,
-                    optimizer=optimizer, nesterov=True, weight_decay=1e-4)
+                    optimizer=optimizer, nesterov=True, weight_decay=1e-4, schedule=schedule)
     whole = _model()
     loader = _loader()
     assert len(loader_generators(loader)) == 2

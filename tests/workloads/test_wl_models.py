@@ -8,6 +8,7 @@ import torch
 import rapidnn
 from rapidnn.training import train
 from rapidnn.workloads import SHAPE_NETWORKS, WORKLOADS, Recipe
+from rapidnn.workloads.checkpoint import TrainingState
 from rapidnn.workloads.fit import fit
 from rapidnn.workloads.splits import augment_crop_flip
 
@@ -122,3 +123,31 @@ def test_augment_crop_flip() -> None:
         for c in range(3):
             vals = set(a[i, c].flatten().tolist()) - {0.0}
             assert vals <= set(x[i, c].flatten().tolist())
+
+
+def test_fit_swa_returns_the_mean_of_the_epochs_weights_with_fresh_batchnorm() -> None:
+    """schedule="swa": constant learning rate, the model ends as the mean of the weights after
+    every epoch, and BatchNorm's statistics are those of the averaged model on the batches."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(64, 4, generator=g)
+    y = (x[:, 0] > 0.5).long()
+    batches = [(x[i:i + 16], y[i:i + 16]) for i in range(0, 64, 16)]
+    recipe = Recipe(model="m", dataset="mnist", epochs=3, lr=0.1, batch=16, val=0,
+                    optimizer="sgd", schedule="swa")
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(),
+                            torch.nn.Linear(8, 2))
+    epochs: list[TrainingState] = []
+    fit(m, batches, recipe, on_epoch=epochs.append)
+    assert [s.scheduler["_last_lr"] for s in epochs] == [[0.1]] * 3  # constant
+    for name, p in m.named_parameters():
+        mean = torch.stack([s.model[name] for s in epochs]).mean(0)
+        assert torch.allclose(p, mean, atol=1e-6), name
+    assert not torch.allclose(m[0].weight, epochs[-1].model["0.weight"])  # not the last epoch's
+    with torch.no_grad():
+        hidden = [m[0](xb) for xb, _ in batches]
+    expected = torch.stack([h.mean(0) for h in hidden]).mean(0)  # equal-weight batch means
+    assert torch.allclose(m[1].running_mean, expected, atol=1e-6)
+    assert not m.training
+    with pytest.raises(ValueError, match="unknown schedule 'step'"):
+        recipe.replace(schedule="step")

@@ -3,7 +3,7 @@ interrupted ``rapidnn train`` resumes where it stopped and ends with the same we
 uninterrupted run.
 
 A checkpoint is one safetensors file: the tensors (model parameters and buffers, optimizer
-state tensors, the global torch RNG and the training loader's generators) plus a JSON header
+state tensors, the running weight average of stochastic weight averaging, the global torch RNG and the training loader's generators) plus a JSON header
 (completed epochs, loss history, elapsed seconds, optimizer hyper-parameters and scheduler
 state). Nothing is pickled. It is written atomically by the store after every epoch and
 deleted once the trained model is stored.
@@ -43,6 +43,8 @@ class TrainingState:
     rng: torch.Tensor
     loader_rng: list[torch.Tensor] = field(default_factory=list)
     resumed_at: list[int] = field(default_factory=list)
+    #: The state of the weight average (``torch.optim.swa_utils.AveragedModel``), if any.
+    averaged: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def _split_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -72,6 +74,7 @@ def write_checkpoint(filename: str, state: TrainingState, key: str) -> None:
     opt_tensors, opt_meta = _split_optimizer(state.optimizer)
     tensors = {f"model.{k}": v for k, v in state.model.items()}
     tensors.update(opt_tensors)
+    tensors.update({f"averaged.{k}": v for k, v in state.averaged.items()})
     tensors["rng.torch"] = state.rng
     tensors.update({f"rng.loader.{i}": s for i, s in enumerate(state.loader_rng)})
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
@@ -103,7 +106,8 @@ def load_checkpoint(path: Path, key: str) -> TrainingState:
                                        if k.startswith("optimizer.")}, meta["optimizer"]),
             scheduler=meta["scheduler"], rng=tensors["rng.torch"],
             loader_rng=[tensors[k] for k in loader],
-            resumed_at=[int(e) for e in meta.get("resumed_at", [])])
+            resumed_at=[int(e) for e in meta.get("resumed_at", [])],
+            averaged={k[9:]: v for k, v in tensors.items() if k.startswith("averaged.")})
     except (SafetensorError, OSError, KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, CheckpointError):
             raise

@@ -3,7 +3,10 @@
 With ``optimizer="adam"`` this is step for step the loop of :func:`rapidnn.training.train`
 (Adam, cosine learning-rate decay per step, the global torch seed set first), so a workload
 trained here and the demo's model agree; ``optimizer="sgd"`` uses SGD with (Nesterov)
-momentum and the same per-step cosine schedule.
+momentum and the same per-step cosine schedule. ``schedule="swa"`` trains at a constant
+learning rate and returns the average of the weights at the ends of the epochs, with BatchNorm
+statistics recomputed for it (stochastic weight averaging, Izmailov et al. 2018, through
+:mod:`torch.optim.swa_utils`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, update_bn
 
 from rapidnn.workloads.checkpoint import TrainingState
 
@@ -51,11 +55,14 @@ def fit(model: nn.Module, batches: Iterable[Any], recipe: Recipe,
     global torch RNG (dropout) and ``generators`` (the loader's shuffling and augmentation
     streams, :func:`rapidnn.workloads.splits.loader_generators`) are restored, so a resumed
     training ends with the same weights as an uninterrupted one. ``recipe.precision="bf16"``
-    computes the forward pass (and so the backward) under bfloat16 autocast."""
+    computes the forward pass (and so the backward) under bfloat16 autocast.
+    ``recipe.schedule="swa"``: constant learning rate; ``model`` ends as the mean of its
+    weights after every epoch, BatchNorm statistics recomputed on ``batches``."""
     torch.manual_seed(recipe.seed)
     opt = make_optimizer(model, recipe)
     per_epoch = len(batches)  # type: ignore[arg-type]
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, recipe.epochs * per_epoch))
+    averaged = AveragedModel(model) if recipe.schedule == "swa" else None
+    sched = _scheduler(opt, recipe, per_epoch)
     history: list[float] = []
     resumed_at: list[int] = []
     start, elapsed = 0, 0.0
@@ -66,6 +73,8 @@ def fit(model: nn.Module, batches: Iterable[Any], recipe: Recipe,
         model.load_state_dict(resume.model)
         opt.load_state_dict(resume.optimizer)
         sched.load_state_dict(resume.scheduler)
+        if averaged is not None:
+            averaged.load_state_dict(resume.averaged)
         torch.set_rng_state(resume.rng)
         for gen, state in zip(generators, resume.loader_rng, strict=True):
             gen.set_state(state)
@@ -92,6 +101,8 @@ def fit(model: nn.Module, batches: Iterable[Any], recipe: Recipe,
             if max_steps is not None and done >= max_steps:
                 break
         history.append(sum(losses) / len(losses))
+        if averaged is not None and len(losses) == per_epoch:
+            averaged.update_parameters(model)
         if on_epoch is not None and len(losses) == per_epoch:
             on_epoch(TrainingState(
                 epoch=epoch + 1, history=list(history),
@@ -99,8 +110,26 @@ def fit(model: nn.Module, batches: Iterable[Any], recipe: Recipe,
                 model={k: v.detach().clone() for k, v in model.state_dict().items()},
                 optimizer=copy.deepcopy(opt.state_dict()),
                 scheduler=sched.state_dict(), rng=torch.get_rng_state(),
-                loader_rng=[g.get_state() for g in generators], resumed_at=resumed_at))
+                loader_rng=[g.get_state() for g in generators], resumed_at=resumed_at,
+                averaged=_state(averaged)))
         if max_steps is not None and done >= max_steps:
             break
+    if averaged is not None and int(averaged.n_averaged) > 0:
+        model.load_state_dict(averaged.module.state_dict())
+        with torch.no_grad():
+            update_bn(batches, model)
     model.eval()
     return history
+
+
+def _scheduler(opt: torch.optim.Optimizer, recipe: Recipe,
+               per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """Per-step cosine decay to 0 over the recipe, or a constant rate for ``"swa"``."""
+    if recipe.schedule == "swa":
+        return torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
+    return torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, recipe.epochs * per_epoch))
+
+
+def _state(module: nn.Module | None) -> dict[str, torch.Tensor]:
+    return {} if module is None else {k: v.detach().clone()
+                                      for k, v in module.state_dict().items()}

@@ -29,6 +29,7 @@ def test_round_trip_is_bit_identical(composed, image_batches, tmp_path):
     assert loaded.metadata == {"dataset": "fashion_mnist"}
     assert torch.equal(loaded.float_forward(x), composed.float_forward(x))
     assert not list(tmp_path.glob("*.tmp"))
+    assert path.stat().st_mode & 0o777 == 0o644  # shareable, like any file written directly
 
 
 def test_round_trip_of_tree_codebooks(lenet, image_batches, tmp_path):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from rapidnn import __version__
+from rapidnn._files import atomic_write
 from rapidnn.capture import CapturedGraph, CapturedNode
 from rapidnn.composed import Codebook, ComposedModel
 from rapidnn.config import ComposeConfig
@@ -61,15 +61,8 @@ def save_composed(model: ComposedModel, path: str | os.PathLike) -> None:
                 "config": model.config.model_dump(mode="json"), "ops": ops,
                 "codebooks": codebooks, "graph": graph, "metadata": model.metadata}
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={MANIFEST_KEY: json.dumps(manifest)})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: save_file(tensors, tmp,
+                                             metadata={MANIFEST_KEY: json.dumps(manifest)}))
 
 
 def _jsonable(obj: Any) -> Any:

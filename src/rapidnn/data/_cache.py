@@ -12,9 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import re
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -22,6 +20,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+
+from rapidnn._files import atomic_write
 
 from ._registry import DatasetSpec, dataset_error
 
@@ -75,19 +75,14 @@ def entry_path(
     return root / f"{spec.name}-{split}-v{CACHE_VERSION}-{key}.npz"
 
 
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
+def _write_bytes(path: Path, write: Callable[[IO[bytes]], object]) -> None:
+    """Write a cache file atomically through a binary file object (``np.savez`` would append
+    ``.npz`` to a temporary file's name)."""
+    def to_file(tmp: str) -> None:
+        with open(tmp, "wb") as f:
             write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+
+    atomic_write(path, to_file)
 
 
 def _fingerprint(files: list[Path], sums: dict[str, str]) -> list[dict[str, Any]]:
@@ -133,7 +128,7 @@ def read_entry(
     if stale:  # sources verified again: record their new size/mtime
         meta["sources"] = current
         with contextlib.suppress(OSError):
-            _atomic_write(meta_path, lambda f: f.write(json.dumps(meta).encode()))
+            _write_bytes(meta_path, lambda f: f.write(json.dumps(meta).encode()))
     return x, y
 
 
@@ -143,7 +138,7 @@ def write_entry(
     """Store ``(x, y)`` under ``entry``; failure to write only warns."""
     meta = {"version": CACHE_VERSION, "sources": _fingerprint(files, sums)}
     try:
-        _atomic_write(entry, lambda f: np.savez(f, x=x, y=y))
-        _atomic_write(entry.with_suffix(".json"), lambda f: f.write(json.dumps(meta).encode()))
+        _write_bytes(entry, lambda f: np.savez(f, x=x, y=y))
+        _write_bytes(entry.with_suffix(".json"), lambda f: f.write(json.dumps(meta).encode()))
     except OSError as exc:
         warnings.warn(f"rapidnn.data: could not write cache entry {entry}: {exc}", stacklevel=3)

@@ -69,7 +69,7 @@ def sweep_cmd(
                                                            "until one is within")] = False,
     retrain_limit: Annotated[float, typer.Option(min=0.0, max=100.0, help="--search: do not "
                                                  "retrain points losing more than this many "
-                                                 "points before retraining")] = 1.2,
+                                                 "points before retraining")] = 1.5,
     max_rounds: Annotated[int | None, typer.Option(min=0, help="retraining rounds at most")]
     = None,
     quick: Annotated[bool, typer.Option("--quick", help="quick recipe and data subsets")]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ import torch
 from rich.console import Console
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from rapidnn._files import atomic_write_text
 from rapidnn.composed import ComposedModel
 from rapidnn.workloads import Workload
 from rapidnn.workloads.splits import Splits
@@ -100,21 +100,7 @@ def machine() -> dict[str, Any]:
 
 def write_json(path: Path, obj: Any) -> Path:
     """Write ``obj`` as JSON to a temporary file next to ``path``, then rename it into place."""
-    return write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
-
-
-def write_text(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
 
 
 def _json_default(obj: Any) -> Any:

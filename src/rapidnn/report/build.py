@@ -128,7 +128,7 @@ def build_document(results: dict[str, Any], folder: Path) -> Document:
 def write_report(results: dict[str, Any], folder: Path) -> tuple[Path, Path]:
     folder = Path(folder)
     doc = build_document(results, folder)
-    from rapidnn.experiments.common import write_text
+    from rapidnn._files import atomic_write_text as write_text
 
     md = write_text(folder / "report.md", doc.to_markdown(folder))
     page = write_text(folder / "report.html", doc.to_html())

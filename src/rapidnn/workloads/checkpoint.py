@@ -3,10 +3,10 @@ interrupted ``rapidnn train`` resumes where it stopped and ends with the same we
 uninterrupted run.
 
 A checkpoint is one safetensors file: the tensors (model parameters and buffers, optimizer
-state tensors, the running weight average of stochastic weight averaging, the global torch RNG and the training loader's generators) plus a JSON header
-(completed epochs, loss history, elapsed seconds, optimizer hyper-parameters and scheduler
-state). Nothing is pickled. It is written atomically by the store after every epoch and
-deleted once the trained model is stored.
+state tensors, the running weight average of stochastic weight averaging, the global torch RNG
+and the training loader's generators) plus a JSON header (completed epochs, loss history,
+elapsed seconds, optimizer hyper-parameters and scheduler state). Nothing is pickled. It is
+written atomically by the store after every epoch and deleted once the trained model is stored.
 """
 
 from __future__ import annotations

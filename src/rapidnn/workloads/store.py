@@ -24,7 +24,6 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,6 +37,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from rapidnn import __version__
+from rapidnn._files import atomic_write
 from rapidnn.composed import ComposedModel
 from rapidnn.config import ComposeConfig
 from rapidnn.io import ModelFileError
@@ -86,27 +86,11 @@ def store_root(root: str | os.PathLike[str] | None = None) -> Path:
     return models_root()
 
 
-def _atomic_write(path: Path, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it into place
-    (readable by all, like a file written directly: ``mkstemp`` creates it owner-only)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def _write_json(path: Path, obj: Any) -> Path:
     def write(tmp: str) -> None:
         Path(tmp).write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
-    return _atomic_write(path, write)
+    return atomic_write(path, write)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -173,7 +157,7 @@ def save_trained(workload: str | Workload, model: nn.Module, info: dict[str, Any
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     header = {"recipe": json.dumps(wl.recipe_for(quick).key_dict(), sort_keys=True),
               INFO_KEY: json.dumps(info, sort_keys=True)}
-    _atomic_write(weights, lambda tmp: save_file(state, tmp, metadata=header))
+    atomic_write(weights, lambda tmp: save_file(state, tmp, metadata=header))
     _write_json(meta, info)
     return weights
 
@@ -270,7 +254,7 @@ def train_workload(workload: str | Workload, quick: bool = False, progress: bool
     def on_epoch(state: TrainingState) -> None:
         nonlocal last
         last = state
-        _atomic_write(ckpt, lambda tmp: write_checkpoint(tmp, state, key))
+        atomic_write(ckpt, lambda tmp: write_checkpoint(tmp, state, key))
 
     last = resume
     before = 0.0 if resume is None else resume.seconds  # training time of earlier runs

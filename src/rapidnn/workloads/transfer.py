@@ -22,10 +22,10 @@ from typing import Any
 from safetensors import SafetensorError, safe_open
 
 import rapidnn.workloads as registry
+from rapidnn._files import atomic_write
 from rapidnn.workloads import Workload, WorkloadError, get_workload
 from rapidnn.workloads.store import (
     INFO_KEY,
-    _atomic_write,
     _read_json,
     entry_paths,
     load_trained,
@@ -102,7 +102,7 @@ def export_trained(workloads: list[str], out: str | os.PathLike[str], quick: boo
     results = []
     for wl, (weights, meta), info in entries:
         for src in (weights, meta):
-            _atomic_write(folder / src.name, lambda tmp, src=src: shutil.copyfile(src, tmp))
+            atomic_write(folder / src.name, lambda tmp, src=src: shutil.copyfile(src, tmp))
         results.append(TransferResult(wl.key(quick), wl.name, quick, "exported",
                                       str(folder / weights.name), info.get("test_accuracy")))
     return results

@@ -115,3 +115,22 @@ def test_store_commands(tiny, exported: Path, tmp_path: Path,
     bad = runner.invoke(_app(), ["store", "import", str(tmp_path / "missing")])
     assert bad.exit_code == 2
     assert bad.output.strip().startswith("error: no such file or folder")
+
+
+def test_a_warm_start_base_is_imported_as_current(tiny, exported: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model a warm-start recipe continues is a current entry: importing it lets the
+    second cycle run without training the base again."""
+    stage = dataclasses.replace(tiny, recipe=tiny.recipe.replace(lr=1e-4,
+                                                                 warm_start=tiny.recipe))
+    monkeypatch.setattr(workloads, "WORKLOADS", {**WORKLOADS, stage.name: stage})
+    (result,) = import_trained([str(exported)], root=tmp_path / "b")
+    assert result.status == "imported" and result.key == tiny.key() != stage.key()
+    (row,) = list_trained(tmp_path / "b")
+    assert row["current"]
+    trained = []
+    real = store.train_workload
+    monkeypatch.setattr(store, "train_workload",
+                        lambda wl, *a, **k: trained.append(wl.key()) or real(wl, *a, **k))
+    _, info = store.get_trained(stage, progress=False, root=tmp_path / "b")
+    assert trained == [stage.key()] and info["warm_start"]["key"] == tiny.key()

@@ -160,6 +160,13 @@ class Workload:
         name = f"{self.name}-quick" if quick else self.name
         return recipe_key(name, self.recipe_for(quick).key_dict())
 
+    def warm_start_base(self, quick: bool = False) -> Workload | None:
+        """This workload with its recipe's ``warm_start`` recipe as its recipe (whose store
+        entry is the model a warm start continues), or None without a warm start."""
+        base = self.recipe_for(quick).warm_start
+        return None if base is None else dataclasses.replace(self, recipe=base,
+                                                             quick_recipe=base)
+
     def build(self, seed: int | None = None) -> nn.Module:
         """A fresh (untrained) network; with ``seed``, its initialisation is seeded."""
         if seed is not None:

@@ -19,7 +19,6 @@ A corrupt or incompatible entry is ignored and replaced by retraining / recompos
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as _dt
 import hashlib
 import json
@@ -241,8 +240,8 @@ def train_workload(workload: str | Workload, quick: bool = False, progress: bool
     splits = splits if splits is not None else wl.splits(quick)
     out = _console(console) if progress else None
     base_info: dict[str, Any] | None = None
-    if recipe.warm_start is not None:
-        base = dataclasses.replace(wl, recipe=recipe.warm_start, quick_recipe=recipe.warm_start)
+    base = wl.warm_start_base(quick)
+    if base is not None:
         model, base_info = get_trained(base, False, progress, root=root, console=console)
         model.train()
     else:

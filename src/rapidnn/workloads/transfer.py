@@ -54,9 +54,17 @@ class TransferResult:
 
 
 def _current_keys() -> dict[str, tuple[Workload, bool]]:
-    """Every current store key (full and quick recipe of every workload)."""
-    return {wl.key(quick): (wl, quick) for wl in registry.WORKLOADS.values()
-            for quick in (False, True)}
+    """Every current store key: the full and quick recipe of every workload and the warm-start
+    bases they continue (as a full recipe of the workload, which is how training finds them)."""
+    keys: dict[str, tuple[Workload, bool]] = {}
+    for wl in registry.WORKLOADS.values():
+        for quick in (False, True):
+            keys[wl.key(quick)] = (wl, quick)
+            base = wl.warm_start_base(quick)
+            while base is not None:
+                keys[base.key()] = (base, False)
+                base = base.warm_start_base()
+    return keys
 
 
 def _float_models(folder: Path) -> Iterator[Path]:

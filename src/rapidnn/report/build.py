@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rapidnn._files import atomic_write_text
 from rapidnn.report import plots
 from rapidnn.report.html import Document
 from rapidnn.report.tables import approx_table, memory_table, paper_table, smallest_table
@@ -128,8 +129,6 @@ def build_document(results: dict[str, Any], folder: Path) -> Document:
 def write_report(results: dict[str, Any], folder: Path) -> tuple[Path, Path]:
     folder = Path(folder)
     doc = build_document(results, folder)
-    from rapidnn._files import atomic_write_text as write_text
-
-    md = write_text(folder / "report.md", doc.to_markdown(folder))
-    page = write_text(folder / "report.html", doc.to_html())
+    md = atomic_write_text(folder / "report.md", doc.to_markdown(folder))
+    page = atomic_write_text(folder / "report.html", doc.to_html())
     return md, page

@@ -15,13 +15,12 @@ import json
 import re
 import warnings
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
-from rapidnn._files import atomic_write
+from rapidnn._files import atomic_write, atomic_write_text
 
 from ._registry import DatasetSpec, dataset_error
 
@@ -75,12 +74,12 @@ def entry_path(
     return root / f"{spec.name}-{split}-v{CACHE_VERSION}-{key}.npz"
 
 
-def _write_bytes(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Write a cache file atomically through a binary file object (``np.savez`` would append
-    ``.npz`` to a temporary file's name)."""
+def _write_arrays(path: Path, x: np.ndarray, y: np.ndarray) -> None:
+    """Write a cache entry atomically, through a file object: given a file name, ``np.savez``
+    would append ``.npz`` to the temporary file's name."""
     def to_file(tmp: str) -> None:
         with open(tmp, "wb") as f:
-            write(f)
+            np.savez(f, x=x, y=y)
 
     atomic_write(path, to_file)
 
@@ -128,7 +127,7 @@ def read_entry(
     if stale:  # sources verified again: record their new size/mtime
         meta["sources"] = current
         with contextlib.suppress(OSError):
-            _write_bytes(meta_path, lambda f: f.write(json.dumps(meta).encode()))
+            atomic_write_text(meta_path, json.dumps(meta))
     return x, y
 
 
@@ -138,7 +137,7 @@ def write_entry(
     """Store ``(x, y)`` under ``entry``; failure to write only warns."""
     meta = {"version": CACHE_VERSION, "sources": _fingerprint(files, sums)}
     try:
-        _write_bytes(entry, lambda f: np.savez(f, x=x, y=y))
-        _write_bytes(entry.with_suffix(".json"), lambda f: f.write(json.dumps(meta).encode()))
+        _write_arrays(entry, x, y)
+        atomic_write_text(entry.with_suffix(".json"), json.dumps(meta))
     except OSError as exc:
         warnings.warn(f"rapidnn.data: could not write cache entry {entry}: {exc}", stacklevel=3)

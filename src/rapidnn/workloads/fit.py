@@ -101,13 +101,14 @@ def fit(model: nn.Module, batches: Iterable[Any], recipe: Recipe,
             if max_steps is not None and done >= max_steps:
                 break
         history.append(sum(losses) / len(losses))
-        if averaged is not None and len(losses) == per_epoch:
+        complete = len(losses) == per_epoch
+        if averaged is not None and complete:
             averaged.update_parameters(model)
-        if on_epoch is not None and len(losses) == per_epoch:
+        if on_epoch is not None and complete:
             on_epoch(TrainingState(
                 epoch=epoch + 1, history=list(history),
                 seconds=elapsed + time.perf_counter() - t0,
-                model={k: v.detach().clone() for k, v in model.state_dict().items()},
+                model=_state(model),
                 optimizer=copy.deepcopy(opt.state_dict()),
                 scheduler=sched.state_dict(), rng=torch.get_rng_state(),
                 loader_rng=[g.get_state() for g in generators], resumed_at=resumed_at,
@@ -131,5 +132,6 @@ def _scheduler(opt: torch.optim.Optimizer, recipe: Recipe,
 
 
 def _state(module: nn.Module | None) -> dict[str, torch.Tensor]:
+    """A detached copy of ``module``'s state dict (empty for None)."""
     return {} if module is None else {k: v.detach().clone()
                                       for k, v in module.state_dict().items()}

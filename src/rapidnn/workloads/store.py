@@ -36,7 +36,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from rapidnn import __version__
-from rapidnn._files import atomic_write
+from rapidnn._files import atomic_write, atomic_write_text
 from rapidnn.composed import ComposedModel
 from rapidnn.config import ComposeConfig
 from rapidnn.io import ModelFileError
@@ -86,10 +86,7 @@ def store_root(root: str | os.PathLike[str] | None = None) -> Path:
 
 
 def _write_json(path: Path, obj: Any) -> Path:
-    def write(tmp: str) -> None:
-        Path(tmp).write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
-    return atomic_write(path, write)
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -579,6 +579,17 @@ def _split2(P: _Sorted, a: int, b: int) -> int:
     return int(s[np.argmin(tot)])
 
 
+def _node_mean(u: np.ndarray, w: np.ndarray, a: int, b: int) -> float:
+    """Mean of the tree node ``u[a:b]`` (weights ``w``), computed in the node's own frame.
+
+    Each node gets its own normalised frame: in one frame spanning a wider range, the members of a
+    node narrower than that range's rounding step all round to one value, and its mean can leave
+    the interval between its children's means (a hypothesis example: ``{0, 2.2e-308, 1e-300}``
+    beside ``1e-10`` and ``1``).
+    """
+    return float(_Sorted(u[a:b], w[a:b]).final_means(np.array([0, b - a]))[0])
+
+
 def tree_kmeans1d(values: Any, depth: int, seed: int = 0) -> TreeCodebook:
     """Multi-level codebook by recursive exact 2-means (our reading of RAPIDNN's tree encoding).
 
@@ -602,9 +613,8 @@ def tree_kmeans1d(values: Any, depth: int, seed: int = 0) -> TreeCodebook:
     arr = _to_numpy(values, fn)
     flat = arr.reshape(-1)
     u, w = _unique(flat)
-    P = _Sorted(u, w)
-    nodes = [(0, P.m)]
-    levels = [P.means(np.array([0, P.m]))]
+    nodes = [(0, u.size)]
+    levels = [np.array([_node_mean(u, w, 0, u.size)])]
     thresholds: list[np.ndarray] = []
     for _ in range(depth):
         parent_c = levels[-1]
@@ -613,13 +623,13 @@ def tree_kmeans1d(values: Any, depth: int, seed: int = 0) -> TreeCodebook:
         thr = np.empty(len(nodes))
         for idx, (a, b) in enumerate(nodes):
             if b - a >= 2:
-                s = _split2(P, a, b)
-                cl, cr = P.means(np.array([a, s, b]))
+                s = a + _split2(_Sorted(u[a:b], w[a:b]), 0, b - a)
+                cl, cr = _node_mean(u, w, a, s), _node_mean(u, w, s, b)
                 t = (cl + cr) / 2
                 s2 = min(max(int(np.searchsorted(u, t, side="right")), a + 1), b - 1)
                 if s2 != s:  # rounding put the midpoint beyond a member: follow the midpoint rule
                     s = s2
-                    cl, cr = P.means(np.array([a, s, b]))
+                    cl, cr = _node_mean(u, w, a, s), _node_mean(u, w, s, b)
                 if not (u[s - 1] <= t < u[s]):
                     t = u[s - 1]
                 nxt += [(a, s), (s, b)]

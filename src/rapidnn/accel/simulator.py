@@ -12,7 +12,10 @@ equals ``composed(inputs)``; ``approx_bits`` turns on the approximate (truncated
 from __future__ import annotations
 
 import copy
+import threading
 import time
+import weakref
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -281,10 +284,136 @@ def _device_of(composed: ComposedModel) -> torch.device:
     return torch.device("cpu")
 
 
+# the simulate() cache ---------------------------------------------------------------------------
+SIMULATORS_PER_MODEL = 4  # configurations kept per composed model (least recently used dropped)
+
+
+@dataclass
+class _CachedSimulator:
+    sim: Simulator
+    lock: threading.Lock = field(default_factory=threading.Lock)  # held while it runs
+
+
+@dataclass
+class _ModelEntry:
+    state: tuple[Any, ...]  # _model_state() when the simulators were built
+    pins: list[Any]  # the objects whose id() is in ``state``: alive, so no id is reused
+    sims: OrderedDict[str, _CachedSimulator] = field(default_factory=OrderedDict)
+
+
+_cache: weakref.WeakKeyDictionary[ComposedModel, _ModelEntry] = weakref.WeakKeyDictionary()
+_cache_lock = threading.Lock()
+
+
+def _model_state(composed: ComposedModel) -> tuple[tuple[Any, ...], list[Any]] | None:
+    """What a Simulator is built from, cheaply: ``(fingerprint, objects to keep alive)``.
+
+    The identity of ``composed.source`` (which gives the shapes); per module (ops, codebooks
+    and their containers, in order, with their names): identity and ``repr(spec)``; per
+    tensor (buffers and parameters): identity, ``_version`` (bumped by every in-place
+    operation: ``copy_``, ``t[i] = v``, ``load_state_dict``, optimizer steps) and
+    ``data_ptr``. Everything whose ``id`` is used is returned to be kept alive, so no id is
+    reused while the fingerprint exists. None when a tensor has no version counter (created
+    under ``torch.inference_mode``): such a model is not cached. Tens of microseconds for the
+    MNIST MLP (14 modules, 27 tensors): about 35 us, 100-150 us right after a batch (cold CPU
+    caches), against a ~8 ms build and a ~3.5 ms run at batch 256.
+    """
+    pins: list[Any] = [composed.source]
+    parts: list[Any] = [id(composed.source)]
+
+    def visit(m: torch.nn.Module) -> None:
+        parts.append(id(m))
+        parts.append(repr(m.__dict__.get("spec")))
+        for t in (*m._buffers.values(), *m._parameters.values()):
+            if t is None:
+                parts.append(None)
+            else:
+                pins.append(t)
+                parts.extend((id(t), t._version, t.data_ptr()))
+        for name, child in m._modules.items():
+            parts.append(name)
+            if child is not None:
+                pins.append(child)
+                visit(child)
+
+    try:
+        visit(composed)  # the model itself is not pinned: that would keep it alive
+    except RuntimeError:  # "Inference tensors do not track version counter"
+        return None
+    return tuple(parts), pins
+
+
+def _cached_simulator(composed: ComposedModel, config: SimConfig) -> _CachedSimulator | None:
+    """The cached simulator of ``(composed, config)``, built now if missing or stale."""
+    found = _model_state(composed)
+    if found is None:
+        return None
+    state, pins = found
+    key = config.model_dump_json()
+    with _cache_lock:
+        entry = _cache.get(composed)
+        if entry is not None and entry.state == state:
+            hit = entry.sims.get(key)
+            if hit is not None:
+                entry.sims.move_to_end(key)
+                return hit
+    sim = Simulator(composed, config)  # outside the lock: building takes milliseconds
+    # the cache must not keep the model alive: it is the weak key, and simulate() holds it
+    # during every run of this simulator
+    sim.composed = weakref.proxy(composed)  # type: ignore[assignment]
+    with _cache_lock:
+        entry = _cache.get(composed)
+        if entry is None or entry.state != state:  # new model, or changed: drop stale ones
+            entry = _ModelEntry(state, pins)
+            _cache[composed] = entry
+        hit = entry.sims.setdefault(key, _CachedSimulator(sim))  # a racing thread's may win
+        entry.sims.move_to_end(key)
+        while len(entry.sims) > SIMULATORS_PER_MODEL:
+            entry.sims.popitem(last=False)
+        return hit
+
+
+def clear_simulate_cache(composed: ComposedModel | None = None) -> None:
+    """Forget the simulators :func:`simulate` cached for ``composed`` (None: for every model).
+
+    Needed only after changes the cache cannot see (see :func:`simulate`).
+    """
+    with _cache_lock:
+        if composed is None:
+            _cache.clear()
+        else:
+            _cache.pop(composed, None)
+
+
 def simulate(composed: ComposedModel, inputs: torch.Tensor,
              config: SimConfig | None = None) -> SimResult:
-    """Simulate ``composed`` on the batch ``inputs`` (see :class:`SimConfig`)."""
-    return Simulator(composed, config).run(inputs)
+    """Simulate ``composed`` on the batch ``inputs`` (see :class:`SimConfig`).
+
+    The same as ``Simulator(composed, config).run(inputs)``, but the :class:`Simulator` is
+    cached: building one (programming every table, AM and mapping) costs more than running a
+    batch, so consecutive calls on the same model and configuration reuse it. The cache holds
+    up to ``SIMULATORS_PER_MODEL`` configurations per model (keyed by the config's JSON dump),
+    refers to the model weakly (deleting the model frees its simulators) and is rebuilt
+    whenever the model changed since: a module or tensor added, removed or replaced (e.g.
+    ``.to(device)``, ``op.table = t``), a spec edited, or a tensor modified in place (each
+    tensor's ``_version`` counter: ``copy_``, indexed assignment, ``load_state_dict``, any
+    in-place op). Not seen: writes that bypass the version counter (through ``t.data`` or a
+    NumPy view of a tensor) and changes inside ``composed.source``; call
+    :func:`clear_simulate_cache` after those. A model whose tensors were created under
+    ``torch.inference_mode`` has no version counters and is not cached. Thread-safe: the
+    cache is locked, and a call that finds its simulator running in another thread builds a
+    private one.
+    """
+    cfg = config if config is not None else SimConfig()
+    cached = _cached_simulator(composed, cfg)
+    if cached is None:
+        return Simulator(composed, cfg).run(inputs)
+    if not cached.lock.acquire(blocking=False):  # running in another thread (it has state)
+        return Simulator(composed, cfg).run(inputs)
+    try:
+        return cached.sim.run(inputs)
+    finally:
+        cached.lock.release()
 
 
 def _batches(loader: Iterable[Any]):

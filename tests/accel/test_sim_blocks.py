@@ -239,7 +239,7 @@ def test_block_mapping_splits_large_layers_and_checks_tables():
     cm = _mlp()
     sim = Simulator(cm, SimConfig(blocks={"proc_rows": 5, "proc_cols": 64}))
     m = sim.mapping()[cm.ops[2].name]
-    assert m.row_blocks == 3 and m.products_per_value == 12
+    assert m.row_blocks == 3 and m.rows_per_value == 12 and m.rows_per_block == 4
     assert m.blocks >= m.row_blocks
     with pytest.raises(ValueError, match="does not fit"):
         Simulator(cm, SimConfig(blocks={"table_rows": 1, "table_cols": 64}))

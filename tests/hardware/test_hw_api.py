@@ -65,7 +65,7 @@ def test_config_overrides_and_validation(mnist_trace):
     assert slow.throughput_ips < base.throughput_ips
     with pytest.raises(ValueError):
         estimate_network(mnist_trace, "rapidnn", {"replication": "sideways"})
-    cfg = {"overrides": {"rapidnn.row_fill": 0.5, "isaac.tiles_per_chip": 84}}
+    cfg = {"overrides": {"rapidnn.nor_cycle_ns": 0.473, "isaac.tiles_per_chip": 84}}
     assert estimate_network(mnist_trace, "isaac", cfg).area_mm2 < 85.4 / 1.5
     assert estimate_network(mnist_trace, "rapidnn", cfg).throughput_ips > base.throughput_ips
     with pytest.raises(ValueError, match="unknown parameter key"):

@@ -75,15 +75,15 @@ def test_malformed_and_missing_files(tmp_path):
 
 
 def test_overrides(rapidnn_spec, isaac_spec):
-    s = rapidnn_spec.with_overrides({"rapidnn.nor_cycle_ns": 2.0, "block_rows": 512,
+    s = rapidnn_spec.with_overrides({"rapidnn.nor_cycle_ns": 2.0, "proc_rows": 512,
                                      "rna_block.energy.search_row_bit": 100.0})
     assert s.get("rna_block.latency.nor_cycle").value == 2.0
     assert s.get("nor_cycle_ns").tag == "assumed"
-    assert s.value("block_rows") == 512
-    assert rapidnn_spec.value("block_rows") == 1024  # the original is untouched
+    assert s.value("proc_rows") == 512
+    assert rapidnn_spec.value("proc_rows") == 1024  # the original is untouched
     assert isaac_spec.with_overrides({"adc.peak_power": 1.0}).table_power_w() < 65.8
     with pytest.raises(HardwareConfigError, match="unknown parameter key"):
         rapidnn_spec.with_overrides({"rapidnn.nonexistent": 1.0})
     with pytest.raises(HardwareConfigError):
-        rapidnn_spec.with_overrides({"block_rows": "many"})
+        rapidnn_spec.with_overrides({"proc_rows": "many"})
     assert rapidnn_spec.scaled("tiles_per_chip", 2).value("tiles_per_chip") == 64

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from rapidnn.accel.trace import LayerTrace, Trace
 
@@ -57,6 +58,8 @@ class LayerInfo:
     acc_bits: int = 0
     am_rows: int = 0
     am_bits: int = 0
+    demand: dict[str, Any] = field(default_factory=dict)  # mapping.LayerDemand as a dict
+    blocks: int = 0  # RNA blocks of one dense copy (mapping.map_layer)
 
     def trace(self, ev: Events, batch: int) -> LayerTrace:
         """Per-inference LayerTrace from totals over ``batch`` images."""
@@ -67,6 +70,7 @@ class LayerInfo:
             positions=self.positions, weight_clusters=self.weight_clusters,
             input_clusters=self.input_clusters, entry_bits=self.entry_bits, tables=self.tables,
             acc_bits=self.acc_bits, am_rows=self.am_rows, am_bits=self.am_bits,
+            demand=dict(self.demand), blocks=self.blocks,
             additions={k: v / n for k, v in sorted(ev.additions.items())}, **kw)
 
 
@@ -88,6 +92,6 @@ def merge_traces(traces: list[Trace]) -> Trace:
             acc.add(ev, t.batch)
         info = LayerInfo(lt.name, lt.kind, lt.neurons, lt.fan_in, lt.positions,
                          lt.weight_clusters, lt.input_clusters, lt.entry_bits, lt.tables,
-                         lt.acc_bits, lt.am_rows, lt.am_bits)
+                         lt.acc_bits, lt.am_rows, lt.am_bits, dict(lt.demand), lt.blocks)
         layers.append(info.trace(acc, total))
     return Trace(batch=total, layers=layers, config=dict(first.config))

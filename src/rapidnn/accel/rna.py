@@ -26,8 +26,6 @@ event totals of a batch (counting strategy); definitions in ``docs/simulator.md`
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -45,6 +43,7 @@ from rapidnn.accel.assoc_memory import InputAM, PoolingAM, ThresholdAM, _gather,
 from rapidnn.accel.config import SimConfig
 from rapidnn.accel.crossbar import Geometry, ProductTableCrossbar
 from rapidnn.accel.events import Events, LayerInfo
+from rapidnn.accel.mapping import LayerDemand, LayerMap, map_layer
 
 
 class Env:
@@ -74,32 +73,6 @@ class Env:
 def code_bits(clusters: int) -> int:
     """Bits of one code of a ``clusters``-entry codebook."""
     return max(1, math.ceil(math.log2(max(2, clusters))))
-
-
-@dataclass
-class LayerMapping:
-    """How one layer sits on RNA blocks (one copy; positions run one after another)."""
-
-    name: str
-    values_per_position: int = 0
-    positions: int = 1
-    products_per_value: int = 0  # L: rows one value needs (max)
-    slot_bits: int = 0
-    slots_per_row: int = 0
-    stacks: int = 0
-    row_blocks: int = 0  # blocks one value is split over
-    neurons_per_block: int = 0
-    table_rows: int = 0  # rows of the table crossbar in use
-    tables_per_block: int = 0
-    proc_blocks: int = 0
-    am_words_per_value: int = 0  # AM segments searched per value (rows x bits splits)
-    am_blocks: int = 0
-    pool_blocks: int = 0
-    blocks: int = 0
-    tiles: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # encoder AM helper --------------------------------------------------------------------------
@@ -144,11 +117,10 @@ class Encoder:
             env.vals[self.name] = (self.am.search_values(values) if not self.want_codes
                                    else _gather(self.am.decode, env.codes[self.name]))
 
-    def am_blocks(self, neurons: int, config: SimConfig) -> int:
-        b = config.blocks
-        per_am = max(1, b.am_rows // self.am.rows)
-        groups = neurons if self.am.groups > 1 else 1
-        return math.ceil(groups / per_am) * self.segments
+    def demand(self) -> dict[str, int | bool]:
+        """The AM part of a layer's :class:`LayerDemand` (one threshold set per value group)."""
+        return {"am_rows": self.am.rows, "am_bits": self.am.searched_bits,
+                "am_shared": self.am.groups <= 1}
 
 
 def _tree_events(hist: dict[int, float], width: int, rows: int, bias_bits: int | None,
@@ -176,11 +148,20 @@ class Stage:
     """One step of the simulated program."""
 
     info: LayerInfo | None = None
-    mapping: LayerMapping | None = None
+    mapping: LayerMap | None = None
     name: str = ""
     want_codes: bool = True  # whether the produced code tensor is needed as codes
     want_vals: bool = False  # ... and/or as decoded values
     static: Events | None = None  # events of one image that depend on shapes only
+    demand: LayerDemand | None = None
+
+    def place(self, demand: LayerDemand, config: SimConfig) -> None:
+        """Record the layer's demand and its dense map on the configured blocks (mapping.py)."""
+        self.demand = demand
+        self.mapping = map_layer(demand, config.blocks)
+        if self.info is not None:
+            self.info.demand = demand.to_dict()
+            self.info.blocks = self.mapping.blocks
 
     def needs(self) -> dict[str, str]:
         """Consumed code tensors and the form needed: "codes", "vals" or "pass" (any)."""
@@ -225,10 +206,15 @@ class InputStage(Stage):
         self.info = LayerInfo(op.name, "encode_input", neurons=self.values,
                               positions=1, input_clusters=clusters, am_rows=self.am.rows,
                               am_bits=config.input_word_bits or 32)
-        self.mapping = LayerMapping(op.name, values_per_position=self.values)
+        self.place(self._demand(self.info.am_bits), config)
         cb = code_bits(clusters)
         self.static = Events(am_searches=self.values, bits_moved_tile=self.values * cb,
                              cells_written=self.values * cb)
+
+    def _demand(self, word_bits: int) -> LayerDemand:
+        """Every raw value is one search of the shared midpoint AM: a value is a position."""
+        return LayerDemand("encode_input", values=1, positions=self.values,
+                           am_rows=self.am.rows, am_bits=word_bits)
 
     def produced(self) -> str | None:
         return self.name
@@ -239,8 +225,11 @@ class InputStage(Stage):
         if self.want_vals:
             env.vals[self.name] = (env.values(self.name) if self.want_codes
                                    else self.am.search_values(x))
-        self.info.am_bits = self.config.input_word_bits or (
+        bits = self.config.input_word_bits or (
             torch.finfo(x.dtype).bits if x.is_floating_point() else torch.iinfo(x.dtype).bits)
+        if bits != self.info.am_bits:
+            self.info.am_bits = bits
+            self.place(self._demand(bits), self.config)
 
 
 class ReshapeStage(Stage):
@@ -322,7 +311,7 @@ class WeightedStage(EncodedStage):
             weight_clusters=self.xbar.w, input_clusters=self.xbar.u, entry_bits=self.entry_bits,
             tables=self.xbar.groups, acc_bits=self.acc_bits,
             am_rows=enc.rows_per_search if enc else 0, am_bits=enc.bits_per_search if enc else 0)
-        self.mapping = self._map()
+        self.place(self._demand(op.table), config)
 
     # events ---------------------------------------------------------------------------------
     def _static_events(self) -> Events:
@@ -417,39 +406,23 @@ class WeightedStage(EncodedStage):
         return ev
 
     # mapping --------------------------------------------------------------------------------
-    def _map(self) -> LayerMapping:
-        blk = self.config.blocks
-        xb = self.xbar
-        counting = self.config.strategy == "counting"
-        per_value = xb.w * xb.u if counting else xb.geometry.fan_in
-        per_value = min(per_value, xb.geometry.fan_in) if counting else per_value
+    def _demand(self, table: torch.Tensor) -> LayerDemand:
+        """Rows per value: every product (tree) or every (weight, input) code pair (counting,
+        whose ``fan_in`` counter increments per value run one after another)."""
+        xb, cfg = self.xbar, self.config
+        counting = cfg.strategy == "counting"
+        fan_in = xb.geometry.fan_in
+        rows = min(xb.w * xb.u, fan_in) if counting else fan_in
         width = self.entry_bits + (self.counter_bits if counting else 0)
-        slot = width + 2 * self.acc_bits + blk.slot_scratch_bits
-        slots = max(1, blk.proc_cols // slot)
-        r = blk.proc_rows
-        row_blocks = math.ceil(per_value / r)
-        stacks = max(1, r // per_value) if per_value <= r else 1
-        table_bits = xb.w * xb.u * self.entry_bits
-        capacity = (blk.table_rows * blk.table_cols) // table_bits
-        if capacity < 1:
-            raise ValueError(
-                f"layer {self.name}: a {xb.w}x{xb.u} table of {self.entry_bits}-bit entries "
-                f"does not fit a {blk.table_rows}x{blk.table_cols} table crossbar")
-        per_block = slots * stacks
-        tables = 1
-        if xb.groups > 1:
-            per_block = min(per_block, capacity)
-            tables = per_block
-        proc = row_blocks * math.ceil(self.out / per_block)
-        am_blocks = self.encoder.am_blocks(self.out, self.config) if self.encoder else 0
-        blocks = max(proc, am_blocks)  # an RNA block holds both crossbars and its AM
-        return LayerMapping(
-            self.name, values_per_position=self.out, positions=self.positions,
-            products_per_value=per_value, slot_bits=slot, slots_per_row=slots, stacks=stacks,
-            row_blocks=row_blocks, neurons_per_block=per_block,
-            table_rows=xb.rows_needed(blk.table_cols, tables), tables_per_block=tables,
-            proc_blocks=proc, am_words_per_value=self.encoder.segments if self.encoder else 0,
-            am_blocks=am_blocks, blocks=blocks, tiles=math.ceil(blocks / blk.blocks_per_tile))
+        am = self.encoder.demand() if self.encoder is not None else {}
+        return LayerDemand(
+            "weighted", values=self.out, positions=self.positions, rows_per_value=rows,
+            entry_bits=width, acc_bits=self.acc_bits,
+            exact_entry_bits=signed_bits(int(table.abs().max())) if table.numel() else 1,
+            table_bits=xb.w * xb.u * self.entry_bits, tables=xb.groups,
+            serial_adds=float(fan_in) if counting else 0.0,
+            serial_cycles=fan_in * cfg.nor_cycles(self.counter_bits) if counting else 0.0,
+            serial_bits=self.counter_bits if counting else 0, **am)
 
 
 class MaxPoolStage(Stage):
@@ -469,10 +442,8 @@ class MaxPoolStage(Stage):
         window = int(s["kernel"][0]) * int(s["kernel"][1])
         self.info = LayerInfo(op.name, "maxpool", neurons=self.values, fan_in=window,
                               positions=self.positions, input_clusters=clusters)
-        pool_blocks = math.ceil(self.values * window / config.blocks.am_rows)
-        self.mapping = LayerMapping(op.name, values_per_position=c, positions=self.positions,
-                                    pool_blocks=pool_blocks, blocks=pool_blocks,
-                                    tiles=math.ceil(pool_blocks / config.blocks.blocks_per_tile))
+        self.place(LayerDemand("maxpool", values=c, positions=self.positions,
+                               pool_window=window), config)
         cb = code_bits(clusters)
         self.static = Events(pool_searches=self.values, bits_moved_tile=self.values * cb,
                              cells_written=(self.rows_written + self.values) * cb)
@@ -531,10 +502,12 @@ class AvgPoolStage(EncodedStage):
             weight_clusters=1, input_clusters=clusters, entry_bits=self.entry_bits, tables=1,
             acc_bits=signed_bits(max(abs(vmin), abs(vmax))),
             am_rows=enc.rows_per_search if enc else 0, am_bits=enc.bits_per_search if enc else 0)
-        blocks = math.ceil(self.values / config.blocks.proc_rows)
-        self.mapping = LayerMapping(op.name, values_per_position=c, positions=self.positions,
-                                    products_per_value=area, proc_blocks=blocks, blocks=blocks,
-                                    tiles=math.ceil(blocks / config.blocks.blocks_per_tile))
+        am = self.encoder.demand() if self.encoder is not None else {}
+        self.place(LayerDemand(
+            "avgpool", values=c, positions=self.positions, rows_per_value=area,
+            entry_bits=self.entry_bits, acc_bits=self.info.acc_bits,
+            exact_entry_bits=self.entry_bits, table_bits=int(self.decode.numel()) * self.entry_bits,
+            **am), config)
 
     def needs(self) -> dict[str, str]:
         return {self.src: "vals" if self.sum_dtype is not None else "codes"}
@@ -585,10 +558,11 @@ class AddStage(EncodedStage):
                               entry_bits=width, acc_bits=width + 1,
                               am_rows=enc.rows_per_search if enc else 0,
                               am_bits=enc.bits_per_search if enc else 0)
-        blocks = math.ceil(self.values / config.blocks.proc_rows)
-        self.mapping = LayerMapping(op.name, values_per_position=self.values // positions,
-                                    positions=positions, proc_blocks=blocks, blocks=blocks,
-                                    tiles=math.ceil(blocks / config.blocks.blocks_per_tile))
+        am = self.encoder.demand() if self.encoder is not None else {}
+        self.place(LayerDemand(
+            "add", values=self.values // positions, positions=positions, rows_per_value=2,
+            entry_bits=width, acc_bits=width + 1, exact_entry_bits=width,
+            table_bits=int(self.av.numel() + self.bv.numel()) * width, **am), config)
 
     def needs(self) -> dict[str, str]:
         return dict.fromkeys(self.srcs, "codes")
@@ -614,7 +588,7 @@ class CodeActivationStage(Stage):
         self.info = LayerInfo(op.name, "activation", neurons=self.values,
                               input_clusters=clusters, weight_clusters=1,
                               entry_bits=self.bits, tables=1)
-        self.mapping = LayerMapping(op.name, values_per_position=self.values)
+        self.place(LayerDemand("lookup", values=self.values), SimConfig())
         self.static = Events(table_lookups=self.values, bits_moved_tile=self.values * self.bits,
                              cells_written=self.values * self.bits)
 
@@ -642,7 +616,7 @@ class OutputStage(Stage):
         if self.from_codes:
             self.info = LayerInfo(op.name, "output", neurons=self.values,
                                   input_clusters=clusters, weight_clusters=1, tables=1)
-            self.mapping = LayerMapping(op.name, values_per_position=self.values)
+            self.place(LayerDemand("lookup", values=self.values), SimConfig())
             self.static = Events(table_lookups=float(self.values))
 
     def needs(self) -> dict[str, str]:

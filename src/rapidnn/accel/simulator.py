@@ -24,13 +24,13 @@ import torch
 
 from rapidnn.accel.config import SimConfig
 from rapidnn.accel.events import Events, merge_traces
+from rapidnn.accel.mapping import LayerMap
 from rapidnn.accel.rna import (
     AddStage,
     AvgPoolStage,
     CodeActivationStage,
     Env,
     InputStage,
-    LayerMapping,
     MaxPoolStage,
     OutputStage,
     ReshapeStage,
@@ -66,7 +66,7 @@ class SimResult:
     codes: dict[str, torch.Tensor] | None = None
     accumulators: dict[str, torch.Tensor] | None = None
     trace: Trace | None = None
-    mapping: dict[str, LayerMapping] = field(default_factory=dict)
+    mapping: dict[str, LayerMap] = field(default_factory=dict)
 
     @property
     def predictions(self) -> torch.Tensor:
@@ -213,7 +213,7 @@ class Simulator:
                                "searched_bits": enc.am.searched_bits}
         return out
 
-    def mapping(self) -> dict[str, LayerMapping]:
+    def mapping(self) -> dict[str, LayerMap]:
         m = {s.info.name: s.mapping for s in self.stages if s.info is not None and s.mapping}
         if self.output.info is not None and self.output.mapping is not None:
             m[self.output.info.name] = self.output.mapping

@@ -21,6 +21,10 @@ notes section 6.3):
 * ``bits_moved_block`` / ``bits_moved_tile``: bits sent between RNA blocks in one tile, and
   between tiles (layer to layer).
 * ``cells_written``: NVM cells written (endurance): products, partial sums, codes.
+
+Mapping facts (format 2): ``demand`` is what the layer asks of the RNA blocks
+(``rapidnn.accel.mapping.LayerDemand``) and ``blocks`` the blocks of one dense copy on the
+simulated block sizes; the cost model maps the same demand with the same function.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-TRACE_FORMAT = 1
+TRACE_FORMAT = 2
 
 _COUNTERS = (
     "table_lookups",
@@ -68,6 +72,8 @@ class LayerTrace:
     bits_moved_block: float = 0.0
     bits_moved_tile: float = 0.0
     cells_written: float = 0.0
+    demand: dict[str, Any] = field(default_factory=dict)  # rapidnn.accel.mapping.LayerDemand
+    blocks: int = 0  # RNA blocks of one dense copy (rapidnn.accel.mapping.map_layer)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -81,6 +87,7 @@ class LayerTrace:
         if unknown:
             raise ValueError(f"trace layer has unknown keys: {sorted(unknown)}")
         d = dict(d)
+        d["demand"] = dict(d.get("demand", {}))
         d["additions"] = {int(k): float(v) for k, v in d.get("additions", {}).items()}
         return cls(**d)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rapidnn.accel.trace import Trace
-from rapidnn.hardware import gpu, isaac, pipelayer, rapidnn
+from rapidnn.hardware import gpu, isaac, mapper, pipelayer, rapidnn
 from rapidnn.hardware.components import TAGS, Component, Param
 from rapidnn.hardware.estimate import Estimate, EstimateOptions, LayerEstimate
 from rapidnn.hardware.network import (
@@ -87,12 +87,12 @@ def estimate_network(shape_or_trace: NetworkShape | Trace, hardware: HardwareLik
     if spec.model == "rapidnn":
         if isinstance(shape_or_trace, NetworkShape):
             trace = rapidnn.synthetic_trace(shape_or_trace, spec)
-            return rapidnn.estimate(trace, spec, opts, network=shape_or_trace.name)
-        return rapidnn.estimate(shape_or_trace, spec, opts)
+            return mapper.estimate(trace, spec, opts, network=shape_or_trace.name)
+        return mapper.estimate(shape_or_trace, spec, opts)
     net = (shape_or_trace if isinstance(shape_or_trace, NetworkShape)
            else NetworkShape.from_trace(shape_or_trace))
-    mapper = {"isaac": isaac, "pipelayer": pipelayer, "gpu": gpu}[spec.model]
-    return mapper.estimate(net, spec, opts)
+    baseline = {"isaac": isaac, "pipelayer": pipelayer, "gpu": gpu}[spec.model]
+    return baseline.estimate(net, spec, opts)
 
 
 def _event_power(spec: HardwareSpec, mod: Any, units_per_chip: float) -> float:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from rapidnn.hardware import pipeline
 from rapidnn.hardware.estimate import Estimate, EstimateOptions, LayerEstimate
@@ -26,6 +27,7 @@ class LayerCost:
     events: Events = field(default_factory=dict)
     stage: pipeline.Stage | None = None
     energy_override_j: float | None = None  # e.g. ops / published GOPS/W
+    mapping: dict[str, Any] = field(default_factory=dict)  # reported layout (RAPIDNN)
 
 
 def event_energy(spec: HardwareSpec, events: Events) -> tuple[float, dict[str, float]]:
@@ -42,12 +44,8 @@ def event_energy(spec: HardwareSpec, events: Events) -> tuple[float, dict[str, f
     return total, by_comp
 
 
-def assemble(spec: HardwareSpec, network: str, costs: list[LayerCost], units_per_chip: float,
-             options: EstimateOptions, notes: list[str] | None = None) -> Estimate:
-    """Replicate, pipeline and sum the layer costs into an ``Estimate``."""
-    notes = list(notes or [])
-    stages = [c.stage for c in costs if c.stage is not None]
-    needed = pipeline.chips_needed(stages, units_per_chip) if stages else 1
+def chips_for(options: EstimateOptions, needed: int, notes: list[str]) -> int:
+    """Chips to use: the requested number, or the fewest that hold the network (noted)."""
     chips = options.chips or needed
     if chips < needed:
         notes.append(f"{options.chips} chip(s) requested but one copy of the network needs "
@@ -55,8 +53,32 @@ def assemble(spec: HardwareSpec, network: str, costs: list[LayerCost], units_per
         chips = needed
     elif options.chips is None and needed > 1:
         notes.append(f"the network does not fit one chip; using {needed} chips")
-    budget = units_per_chip * chips
-    reps = pipeline.replicate(stages, budget, options.replication) if stages else []
+    return chips
+
+
+def assemble(spec: HardwareSpec, network: str, costs: list[LayerCost], units_per_chip: float,
+             options: EstimateOptions, notes: list[str] | None = None, *,
+             reps: list[int] | None = None, chips: int | None = None,
+             static_w: float | None = None, rated_w: float | None = None,
+             budget: float | None = None) -> Estimate:
+    """Replicate, pipeline and sum the layer costs into an ``Estimate``.
+
+    ``reps`` / ``chips`` / ``budget``: copies per stage, chips and units already chosen by a
+    mapper (None: ``pipeline.replicate`` under the policy on the fewest chips). Static energy per
+    inference is ``static_w × chips / throughput`` (None: the spec's leakage); a design with a
+    ``rated_w`` chip power draws, under ``gating="ungated"``, at least that all the time
+    (``E = max(E_dyn + E_static, rated_w × chips / throughput)``) and, under ``"leakage"``,
+    ``idle_leakage_fraction × rated_w`` on top of its dynamic energy.
+    """
+    notes = list(notes or [])
+    stages = [c.stage for c in costs if c.stage is not None]
+    if chips is None:
+        needed = pipeline.chips_needed(stages, units_per_chip) if stages else 1
+        chips = chips_for(options, needed, notes)
+    if budget is None:
+        budget = units_per_chip * chips
+    if reps is None:
+        reps = pipeline.replicate(stages, budget, options.replication) if stages else []
     rep_of = {id(s): r for s, r in zip(stages, reps, strict=True)}
     thr = pipeline.throughput(stages, reps) if stages else float("inf")
     lat = pipeline.latency(stages, reps, options.latency_mode) if stages else 0.0
@@ -69,11 +91,16 @@ def assemble(spec: HardwareSpec, network: str, costs: list[LayerCost], units_per
         r = rep_of.get(id(c.stage), 1) if c.stage is not None else 1
         t = c.stage.work_s / r if c.stage is not None else 0.0
         units = c.stage.units if c.stage is not None else 0
-        layers.append(LayerEstimate(c.name, c.kind, e, t, units, r, by_comp))
+        layers.append(LayerEstimate(c.name, c.kind, e, t, units, r, by_comp, dict(c.mapping)))
 
-    static_w = spec.leakage_w() * chips
-    static_e = static_w / thr if thr not in (0.0, float("inf")) else 0.0
+    finite = thr not in (0.0, float("inf"))
+    static_w = (spec.leakage_w() if static_w is None else static_w) * chips
+    static_e = static_w / thr if finite else 0.0
     dyn = sum(layer.energy_j for layer in layers)
+    if options.gating == "ungated" and rated_w and finite:
+        static_e = max(static_e, rated_w * chips / thr - dyn)
+    elif options.gating == "leakage" and rated_w and finite:
+        static_e += spec.value("idle_leakage_fraction") * rated_w * chips / thr
     used = sum(s.units * r for s, r in zip(stages, reps, strict=True))
     return Estimate(
         hardware=spec.name, model=spec.model, network=network, layers=layers,

@@ -20,7 +20,20 @@ class EstimateOptions(BaseModel):
     * ``overrides``: parameter overrides applied to the spec (``HardwareSpec.with_overrides``);
     * ``baseline_energy``: "events" (component × action counts, default) or
       "published_efficiency" (ops / published GOPS/W; ISAAC and PipeLayer only);
-    * ``batch``: GPU batch size (None: the preset's ``batch`` parameter).
+    * ``batch``: GPU batch size (None: the preset's ``batch`` parameter);
+    * ``mapping``: RAPIDNN layouts, "search" (the mapper, ``rapidnn.hardware.mapper``) or
+      "dense" (every value slot of a row filled, copies by ``replication`` only);
+    * ``objective``: what the mapper minimises, "latency" (the pipeline period), "energy"
+      (per inference, static power of powered tiles included) or "edp" (their product);
+    * ``gating``: static power (docs/hardware.md §8): "gated" (idle components draw nothing, the
+      ISAAC/Accelergy convention), "leakage" (idle CMOS periphery leaks: ISAAC/PipeLayer a
+      fraction of rated power, RAPIDNN the controllers of the tiles in use) or "ungated"
+      (ISAAC's own fixed-power model: the chip draws its rated power all the time; RAPIDNN's
+      controllers leak on every tile);
+    * ``entry_width``: RAPIDNN product-table entries read/written at the composed width B
+      ("fixed") or at the smallest width holding the table's products ("exact");
+    * ``block_budget``: RAPIDNN blocks available (None: the chips' blocks), for matched-area and
+      matched-power comparisons (``rapidnn.hardware.policies``).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -31,6 +44,11 @@ class EstimateOptions(BaseModel):
     overrides: dict[str, float] = Field(default_factory=dict)
     baseline_energy: Literal["events", "published_efficiency"] = "events"
     batch: int | None = Field(default=None, ge=1)
+    mapping: Literal["search", "dense"] = "search"
+    objective: Literal["latency", "energy", "edp"] = "edp"
+    gating: Literal["gated", "leakage", "ungated"] = "gated"
+    entry_width: Literal["fixed", "exact"] = "fixed"
+    block_budget: float | None = Field(default=None, gt=0)
 
 
 def _num(x: float | None) -> float | None:
@@ -50,11 +68,13 @@ class LayerEstimate:
     units: int = 0  # arrays / blocks per copy
     replicas: int = 1
     breakdown: dict[str, float] = field(default_factory=dict)  # J per component/event
+    mapping: dict[str, Any] = field(default_factory=dict)  # RAPIDNN: layout, rows, blocks
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "energy_j": self.energy_j,
                 "stage_time_s": self.stage_time_s, "units": self.units,
-                "replicas": self.replicas, "breakdown": dict(self.breakdown)}
+                "replicas": self.replicas, "breakdown": dict(self.breakdown),
+                **({"mapping": dict(self.mapping)} if self.mapping else {})}
 
 
 @dataclass
@@ -74,6 +94,7 @@ class Estimate:
     units_used: int = 0
     units_available: float = 0.0
     notes: list[str] = field(default_factory=list)
+    row_occupancy: float | None = None  # RAPIDNN: fraction of all chip rows busy on average
 
     @property
     def power_w(self) -> float:
@@ -111,6 +132,7 @@ class Estimate:
             "utilisation": (self.units_used / self.units_available
                             if self.units_available else None),
             "breakdown": self.breakdown(),
+            "row_occupancy": self.row_occupancy,
             "layers": [layer.to_dict() for layer in self.layers],
             "notes": list(self.notes),
         }

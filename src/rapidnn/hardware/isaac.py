@@ -122,4 +122,11 @@ def estimate(net: NetworkShape, spec: HardwareSpec, options: EstimateOptions) ->
     if options.baseline_energy == "published_efficiency":
         use_published_efficiency(costs, net, spec)
         notes.append(PUBLISHED_ENERGY_NOTE)
-    return assemble(spec, net.name, costs, crossbars_per_chip(spec), options, notes)
+    return assemble(spec, net.name, costs, crossbars_per_chip(spec), options, notes,
+                    rated_w=rated_power_w(spec))
+
+
+def rated_power_w(spec: HardwareSpec) -> float:
+    """Chip power with nothing gated: the component table's total (65.8 W, hardware-parameters
+    §2.2), used by ``gating="ungated"``."""
+    return spec.table_power_w() or 0.0

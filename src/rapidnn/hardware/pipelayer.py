@@ -89,4 +89,8 @@ def estimate(net: NetworkShape, spec: HardwareSpec, options: EstimateOptions) ->
     if options.baseline_energy == "published_efficiency":
         use_published_efficiency(costs, net, spec)
         notes = [PUBLISHED_ENERGY_NOTE]
+    if options.gating != "gated":
+        notes.append("PipeLayer publishes no chip power (its CE and PE imply 859 W, not "
+                     "credible): idle power is not charged under gating="
+                     f"{options.gating!r}")
     return assemble(spec, net.name, costs, arrays_per_chip(spec), options, notes)

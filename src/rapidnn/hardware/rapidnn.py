@@ -1,54 +1,50 @@
-"""RAPIDNN cost model: Trace events × per-event energy; RNA-block mapping; layer pipeline.
+"""RAPIDNN cost model: Trace events × per-event energy; layouts on RNA blocks; layer pipeline.
 
 Everything here is a **reconstruction** (paper-notes §6.3, §9.2 H1–H3, H7): RAPIDNN's block sizes,
 cycle counts and energies are unknown, so the preset uses the same group's FloatPIM/DUAL
-primitives. Formulas (docs/hardware.md §7), for a trace layer with V output values, P positions,
-``V_p = ceil(V / P)`` values per position, ``L = table_lookups / V`` products per value, entry
-width B and accumulator width A:
+primitives. The placement of a layer on RNA blocks is ``rapidnn.accel.mapping.map_layer``, the
+function the simulator uses; this module adds time and energy and hands the layouts to the
+mapper (``rapidnn.hardware.mapper``). Formulas (docs/hardware.md §7), for a layer with V values
+per position, L products per value, entry width B and accumulator width A:
 
 Energy per inference
     ``E = nor_cycles·E_nor + lookups·B·E_read + product_writes·B·E_write
     + bits_moved_block·E_transfer + (am_searches·am_rows·am_bits
-    + pool_searches·window·code_bits)·E_search + bits_moved_tile·E_link + P_static / throughput``.
+    + pool_searches·window·code_bits)·E_search + bits_moved_tile·E_link + static``, plus the
+    partial-sum additions a row split adds (``(k − k_min)`` A-bit additions per value).
 
-Mapping of one copy (one output position at a time)
-    slot ``= B + 2A + scratch`` bits; ``S = max(1, floor(fill · row_bits / slot))`` value slots
-    per row; table rows ``ceil(T_blk·w·u·B / row_bits)`` (T_blk = 1 shared table, or one per
-    slot for per-channel tables); ``R = block_rows − table rows`` product rows; a value's L
-    products occupy L rows of one slot column group (``ceil(L / R)`` row blocks when L > R);
-    ``floor(R / L)`` values stack vertically; processing blocks
-    ``ceil(L / R) · ceil(V_p / (stacks · S))``; AM blocks ``ceil(V_p / floor(cam_rows / am_rows))``
-    (one AM of ``am_rows`` entries per value); pooling blocks ``ceil(V_p · window / cam_rows)``.
-
-Time per output position
-    ``t_mul = rows written per block · (t_read + t_write)`` (one table row read and one row write
-    per product row, all blocks in parallel);
-    ``t_add = S_used · D · (c̄ + k_tr · w̄) · T_nor`` with ``D = ceil(log2(n_a + 1))`` levels of a
-    binary adder tree over the ``n_a = Σ additions / V`` additions per value, ``c̄`` NOR cycles and
-    ``w̄`` bits per addition (from the trace), ``k_tr`` transfer cycles per bit; rows work in
-    parallel, the ``S_used`` slots of a row run column-serially;
-    ``t_act = ceil(V_p / AM blocks) · (am_searches / V) · (t_search + t_read)``;
-    ``t_pool = ceil(V_p / pool blocks) · (pool_searches / V) · t_search``;
-    ``t_move = k_tr · (bits_moved_tile / V) · S_used · T_nor``.
-Stage work ``W = P · t_pos`` with replication up to P copies (``pipeline.replicate``).
+Time per output position of a layout (S values per row, k row blocks, map ``m``)
+    ``t_mul = L_k · stacks_used · (t_read + t_write)`` (one table read and one row write per
+    product row; all blocks in parallel);
+    ``t_add = lanes · (D · (c̄ + k_tr · w̄) + serial) · T_nor`` with ``D = ceil(log2(n_a + 1))``
+    levels of a binary adder tree over the ``n_a`` additions per value (trace, plus the split's),
+    ``c̄`` NOR cycles and ``w̄`` bits per addition, ``k_tr`` transfer cycles per bit, ``serial``
+    the NOR cycles of additions that cannot overlap (counter increments of the counting
+    strategy); ``lanes = S`` when the S slots of a row add one after another
+    (``column_parallel = 0``), 1 otherwise;
+    ``t_act = ceil(V / AM units) · segments · (t_search + t_read)`` (a shared threshold set is
+    held by every block of the layer, per-value sets by their AM blocks);
+    ``t_pool = ceil(V / pool blocks) · t_search``;
+    ``t_move = k_tr · code bits per value · lanes · T_nor``.
+Stage work ``W = P · t_pos``; copies up to P (``pipeline``) or beyond (``fill``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from rapidnn.accel.config import BlockSizes
+from rapidnn.accel.mapping import LayerDemand, LayerMap, Layout, layouts, map_layer
 from rapidnn.accel.trace import LayerTrace, Trace
-from rapidnn.hardware import pipeline
-from rapidnn.hardware.common import Events, LayerCost, assemble
-from rapidnn.hardware.estimate import Estimate, EstimateOptions
+from rapidnn.hardware.common import Events
 from rapidnn.hardware.network import LayerShape, NetworkShape, linear
 from rapidnn.hardware.spec import HardwareSpec
 
 REQUIRED_PARAMETERS = (
-    "tiles_per_chip", "blocks_per_tile", "block_rows", "row_bits", "cam_rows", "cam_word_bits",
-    "slot_scratch_bits", "row_fill", "transfer_cycles_per_bit", "pool_window",
-    "nor_cycles_per_bit", "nor_cycles_fixed", "synthetic_weight_clusters",
+    "tiles_per_chip", "blocks_per_tile", "table_rows", "table_cols", "proc_rows", "proc_cols",
+    "am_rows", "am_bits", "slot_scratch_bits", "column_parallel", "transfer_cycles_per_bit",
+    "pool_window", "nor_cycles_per_bit", "nor_cycles_fixed", "synthetic_weight_clusters",
     "synthetic_input_clusters", "synthetic_entry_bits", "synthetic_acc_bits",
 )
 REQUIRED_COMPONENTS = {
@@ -59,41 +55,75 @@ REQUIRED_COMPONENTS = {
 }
 
 
+def _int(spec: HardwareSpec, name: str) -> int:
+    return int(spec.value(name))
+
+
+def block_sizes(spec: HardwareSpec) -> BlockSizes:
+    """The RNA block of a spec as the simulator's :class:`BlockSizes` (one geometry for both)."""
+    return BlockSizes(
+        table_rows=_int(spec, "table_rows"), table_cols=_int(spec, "table_cols"),
+        proc_rows=_int(spec, "proc_rows"), proc_cols=_int(spec, "proc_cols"),
+        am_rows=_int(spec, "am_rows"), am_bits=_int(spec, "am_bits"),
+        blocks_per_tile=_int(spec, "blocks_per_tile"),
+        slot_scratch_bits=_int(spec, "slot_scratch_bits"))
+
+
 def blocks_per_chip(spec: HardwareSpec) -> float:
     return spec.instances("block")
+
+
+def rows_per_chip(spec: HardwareSpec) -> float:
+    return blocks_per_chip(spec) * spec.value("proc_rows")
 
 
 def _lat(spec: HardwareSpec, action: str) -> float:
     return spec.comp("rna_block").latency_s(action)
 
 
-def _int(spec: HardwareSpec, name: str) -> int:
-    return int(spec.value(name))
+def code_bits(clusters: int) -> int:
+    return max(1, math.ceil(math.log2(max(2, clusters))))
+
+
+# --------------------------------------------------------------------- demand
+def demand_of(lt: LayerTrace, spec: HardwareSpec) -> LayerDemand:
+    """The layer's demand: recorded by the simulator (Trace format 2), or derived from the
+    trace fields for hand-written layers (weighted kinds, pooling, AM-only encoders)."""
+    if lt.demand:
+        return LayerDemand.from_dict(lt.demand)
+    p = max(1, lt.positions)
+    v = math.ceil(lt.neurons / p) if lt.neurons else 0
+    am = {"am_rows": lt.am_rows, "am_bits": lt.am_bits} if lt.am_searches > 0 else {}
+    if lt.kind == "encode_input":
+        return LayerDemand(lt.kind, values=1, positions=max(1, lt.neurons), **am)
+    if lt.pool_searches > 0:
+        window = lt.fan_in or _int(spec, "pool_window")
+        return LayerDemand(lt.kind, values=v, positions=p, pool_window=window)
+    if lt.table_lookups > 0 and lt.neurons > 0 and lt.kind in ("linear", "conv2d"):
+        b = lt.entry_bits or _int(spec, "synthetic_entry_bits")
+        a = lt.acc_bits or _int(spec, "synthetic_acc_bits")
+        w = lt.weight_clusters or _int(spec, "synthetic_weight_clusters")
+        u = lt.input_clusters or _int(spec, "synthetic_input_clusters")
+        return LayerDemand("weighted", values=v, positions=p,
+                           rows_per_value=math.ceil(lt.table_lookups / lt.neurons),
+                           entry_bits=b, acc_bits=a, exact_entry_bits=b, table_bits=w * u * b,
+                           tables=max(1, lt.tables), **am)
+    return LayerDemand(lt.kind, values=v, positions=p, **am)
 
 
 # --------------------------------------------------------------------- energy
-def _widths(lt: LayerTrace, spec: HardwareSpec) -> tuple[int, int, int, int]:
-    """(B, A, w, u) of a layer, falling back to the synthetic defaults when the trace has 0."""
+def layer_events(spec: HardwareSpec, lt: LayerTrace, entry_width: str = "fixed") -> Events:
+    """Component actions of one trace layer (module docstring, 'Energy per inference').
+
+    ``entry_width="exact"`` reads and writes table entries at the smallest width that holds
+    every product of the table (``LayerDemand.exact_entry_bits``) instead of the composed B."""
     b = lt.entry_bits or _int(spec, "synthetic_entry_bits")
-    a = lt.acc_bits or _int(spec, "synthetic_acc_bits")
-    w = lt.weight_clusters or _int(spec, "synthetic_weight_clusters")
-    u = lt.input_clusters or _int(spec, "synthetic_input_clusters")
-    return b, a, w, u
-
-
-def _pool_geometry(lt: LayerTrace, spec: HardwareSpec) -> tuple[int, int]:
-    """(window rows searched, code bits per row) of a pooling search."""
+    if entry_width == "exact" and lt.demand.get("exact_entry_bits"):
+        b = min(b, int(lt.demand["exact_entry_bits"]))
     window = lt.fan_in or _int(spec, "pool_window")
-    u = lt.input_clusters or _int(spec, "synthetic_input_clusters")
-    return window, max(1, math.ceil(math.log2(max(2, u))))
-
-
-def layer_events(spec: HardwareSpec, lt: LayerTrace) -> Events:
-    """Component actions of one trace layer (module docstring, 'Energy per inference')."""
-    b = lt.entry_bits or _int(spec, "synthetic_entry_bits")
-    window, code_bits = _pool_geometry(lt, spec)
+    pool_bits = code_bits(lt.input_clusters or _int(spec, "synthetic_input_clusters"))
     search_row_bits = lt.am_searches * lt.am_rows * lt.am_bits
-    search_row_bits += lt.pool_searches * window * code_bits
+    search_row_bits += lt.pool_searches * window * pool_bits
     return {
         "rna_block.nor_cycle": lt.nor_cycles,
         "rna_block.read_bit": lt.table_lookups * b,
@@ -104,114 +134,130 @@ def layer_events(spec: HardwareSpec, lt: LayerTrace) -> Events:
     }
 
 
-# -------------------------------------------------------------------- mapping
-@dataclass(frozen=True)
-class BlockMap:
-    """How one copy of a layer sits on RNA blocks, and the time of one output position."""
+def _split_additions(spec: HardwareSpec, d: LayerDemand, m: LayerMap) -> tuple[float, float]:
+    """(additions, NOR cycles) per value that a row split beyond the minimum adds."""
+    if d.rows_per_value <= 0 or d.values <= 0:
+        return 0.0, 0.0
+    extra = m.row_blocks - math.ceil(d.rows_per_value / spec.value("proc_rows"))
+    if extra <= 0:
+        return 0.0, 0.0
+    cycles = spec.value("nor_cycles_per_bit") * d.acc_bits + spec.value("nor_cycles_fixed")
+    return float(extra), extra * cycles
 
-    proc_blocks: int = 0
-    am_blocks: int = 0
-    pool_blocks: int = 0
-    slots_per_row: int = 0
-    stacks: int = 0
-    row_blocks: int = 0
-    table_rows: int = 0
-    t_mul: float = 0.0
-    t_add: float = 0.0
-    t_act: float = 0.0
-    t_pool: float = 0.0
-    t_move: float = 0.0
+
+def layout_events(spec: HardwareSpec, lt: LayerTrace, d: LayerDemand, m: LayerMap) -> Events:
+    """Events a layout adds to the trace's: the partial sums of extra row blocks."""
+    adds, cycles = _split_additions(spec, d, m)
+    if not adds:
+        return {}
+    n = d.values * d.positions
+    return {"rna_block.nor_cycle": n * cycles, "rna_block.transfer_bit": n * adds * d.acc_bits}
+
+
+# ----------------------------------------------------------------------- time
+@dataclass(frozen=True)
+class PositionTime:
+    """Time of one output position on one copy, by step (seconds)."""
+
+    mul: float = 0.0
+    add: float = 0.0
+    act: float = 0.0
+    pool: float = 0.0
+    move: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.mul + self.add + self.act + self.pool + self.move
+
+
+def _tree_time(spec: HardwareSpec, lt: LayerTrace, d: LayerDemand, m: LayerMap) -> float:
+    """Critical path of one value's additions, ``(D · (c̄ + k_tr · w̄) + serial) · T_nor``."""
+    t_nor = _lat(spec, "nor_cycle")
+    n = max(1, lt.neurons)
+    serial_adds = d.serial_adds * n
+    n_adds = sum(lt.additions.values()) - serial_adds
+    cycles = lt.nor_cycles - d.serial_cycles * n
+    extra_adds, extra_cycles = _split_additions(spec, d, m)
+    serial = d.serial_cycles
+    if n_adds > 0 or extra_adds > 0:
+        bits = sum(k * c for k, c in lt.additions.items()) - serial_adds * d.serial_bits
+        n_a = n_adds / n + extra_adds
+        c_bar = (cycles / n + extra_cycles) / n_a
+        w_bar = (bits / n + extra_adds * d.acc_bits) / n_a
+        depth = math.ceil(math.log2(n_a + 1))
+        return (depth * (c_bar + spec.value("transfer_cycles_per_bit") * w_bar) + serial) * t_nor
+    return max(0.0, lt.nor_cycles / n) * t_nor  # no breakdown: the value's cycles run serially
+
+
+def position_time(spec: HardwareSpec, lt: LayerTrace, d: LayerDemand,
+                  m: LayerMap) -> PositionTime:
+    """Time of one output position (module docstring, 'Time per output position')."""
+    v = d.values
+    if v <= 0:
+        return PositionTime()
+    t_nor, t_read, t_write, t_search = (_lat(spec, "nor_cycle"), _lat(spec, "read_row"),
+                                        _lat(spec, "write_row"), _lat(spec, "search"))
+    k_tr = spec.value("transfer_cycles_per_bit")
+    lanes = 1
+    mul = add = act = pool = move = 0.0
+    if m.proc_blocks:
+        lanes = 1 if spec.value("column_parallel") else m.values_per_row
+        stacks_used = min(m.stacks, math.ceil(v / m.values_per_row))
+        mul = m.rows_per_block * stacks_used * (t_read + t_write)
+        add = lanes * _tree_time(spec, lt, d, m)
+    if m.am_blocks:
+        units = m.blocks if d.am_shared else max(1, m.am_blocks // max(1, m.am_segments))
+        act = math.ceil(v / units) * m.am_segments * (t_search + t_read)
+    if m.pool_blocks:
+        pool = math.ceil(v / m.pool_blocks) * t_search
+    if lt.bits_moved_tile > 0:
+        move = k_tr * (lt.bits_moved_tile / max(1, lt.neurons)) * lanes * t_nor
+    return PositionTime(mul, add, act, pool, move)
+
+
+# ------------------------------------------------------------------- layouts
+@dataclass(frozen=True)
+class Candidate:
+    """One layout of one layer: its map, time per position and the events it adds."""
+
+    layout: Layout
+    lmap: LayerMap
+    time: PositionTime
+    positions: int
+    extra: Events = field(default_factory=dict)
 
     @property
     def blocks(self) -> int:
-        return self.proc_blocks + self.am_blocks + self.pool_blocks
+        return self.lmap.blocks
 
     @property
     def t_pos(self) -> float:
-        return self.t_mul + self.t_add + self.t_act + self.t_pool + self.t_move
+        return self.time.total
+
+    @property
+    def work_s(self) -> float:
+        return self.positions * self.t_pos
 
 
-def table_footprint(spec: HardwareSpec, w: int, u: int, entry_bits: int,
-                    tables: int = 1) -> tuple[int, float]:
-    """(rows, mm²) that ``tables`` w×u tables of B-bit entries take in one block:
-    ``rows = ceil(tables · w · u · B / row_bits)``, area ``rows / block_rows × block area``."""
-    rows = math.ceil(tables * w * u * entry_bits / spec.value("row_bits"))
-    return rows, rows / spec.value("block_rows") * spec.comp("rna_block").area_mm2
+def candidate(spec: HardwareSpec, lt: LayerTrace, d: LayerDemand,
+              layout: Layout | None = None, sizes: BlockSizes | None = None) -> Candidate:
+    m = map_layer(d, sizes or block_sizes(spec), layout)
+    return Candidate(layout or Layout(), m, position_time(spec, lt, d, m), max(1, d.positions),
+                     layout_events(spec, lt, d, m))
 
 
-def _slots(spec: HardwareSpec, slot_bits: int) -> int:
-    """Value slots per row: ``max(1, floor(min(fill, 1) · row_bits / slot_bits))``."""
-    row_bits = spec.value("row_bits")
-    fill = min(1.0, spec.value("row_fill"))
-    return max(1, math.floor(fill * row_bits / slot_bits))
-
-
-def _add_time(spec: HardwareSpec, lt: LayerTrace, values: float) -> float:
-    """Critical path of one value's additions, ``D · (c̄ + k_tr · w̄) · T_nor``."""
-    t_nor = _lat(spec, "nor_cycle")
-    n_adds = sum(lt.additions.values())
-    if n_adds > 0:
-        n_a = n_adds / values
-        c_bar = lt.nor_cycles / n_adds
-        w_bar = sum(k * c for k, c in lt.additions.items()) / n_adds
-        depth = math.ceil(math.log2(n_a + 1))
-        return depth * (c_bar + spec.value("transfer_cycles_per_bit") * w_bar) * t_nor
-    return lt.nor_cycles / values * t_nor  # no breakdown: the value's cycles run serially
-
-
-def map_layer(spec: HardwareSpec, lt: LayerTrace) -> BlockMap:
-    """Blocks of one copy and per-position time (module docstring, 'Mapping' and 'Time')."""
-    v = float(lt.neurons)
-    if v <= 0:
-        return BlockMap()
-    positions = max(1, lt.positions)
-    v_pos = math.ceil(v / positions)
-    rows = _int(spec, "block_rows")
-    k_tr = spec.value("transfer_cycles_per_bit")
-    t_nor = _lat(spec, "nor_cycle")
-    t_read, t_write, t_search = (_lat(spec, "read_row"), _lat(spec, "write_row"),
-                                 _lat(spec, "search"))
-    out: dict[str, float | int] = {}
-    slots_used = 1
-    if lt.table_lookups > 0:
-        b, a, w, u = _widths(lt, spec)
-        slot = b + 2 * a + _int(spec, "slot_scratch_bits")
-        slots = _slots(spec, slot)
-        t_blk = 1 if lt.tables <= 1 else min(lt.tables, slots)
-        table_rows = table_footprint(spec, w, u, b, t_blk)[0]
-        r_eff = rows - table_rows
-        if r_eff < 1:
-            raise ValueError(f"layer {lt.name}: a {w}x{u}x{b}-bit table fills a whole block")
-        n_rows = math.ceil(lt.table_lookups / v)
-        if n_rows <= r_eff:
-            row_blocks, stacks = 1, r_eff // n_rows
-        else:
-            row_blocks, stacks = math.ceil(n_rows / r_eff), 1
-        slots_used = min(slots, v_pos)
-        stacks_used = min(stacks, math.ceil(v_pos / slots))
-        out.update(
-            proc_blocks=row_blocks * math.ceil(v_pos / (stacks * slots)), slots_per_row=slots,
-            stacks=stacks, row_blocks=row_blocks, table_rows=table_rows,
-            t_mul=min(n_rows, r_eff) * stacks_used * (t_read + t_write),
-            t_add=slots_used * _add_time(spec, lt, v))
-    elif lt.nor_cycles > 0:  # additions without lookups (e.g. residual add, average pooling)
-        out.update(proc_blocks=math.ceil(v_pos / rows), t_add=_add_time(spec, lt, v))
-    if lt.am_searches > 0:
-        am_rows = max(1, lt.am_rows)
-        per_cam = max(1, _int(spec, "cam_rows") // am_rows)
-        words = max(1, math.ceil(lt.am_bits / spec.value("cam_word_bits")))
-        am_blocks = math.ceil(v_pos / per_cam)
-        out.update(am_blocks=am_blocks * words,
-                   t_act=math.ceil(v_pos / am_blocks) * (lt.am_searches / v)
-                   * (t_search + t_read))
-    if lt.pool_searches > 0:
-        window, _ = _pool_geometry(lt, spec)
-        pool_blocks = math.ceil(v_pos * window / _int(spec, "cam_rows"))
-        out.update(pool_blocks=pool_blocks,
-                   t_pool=math.ceil(v_pos / pool_blocks) * (lt.pool_searches / v) * t_search)
-    if lt.bits_moved_tile > 0:
-        out["t_move"] = k_tr * (lt.bits_moved_tile / v) * slots_used * t_nor
-    return BlockMap(**out)  # type: ignore[arg-type]
+def candidates(spec: HardwareSpec, lt: LayerTrace) -> list[Candidate]:
+    """Every layout of the layer (``mapping.layouts``), Pareto-pruned on (blocks, work): a
+    layout that needs more blocks and is not faster than another is dropped."""
+    sizes = block_sizes(spec)
+    d = demand_of(lt, spec)
+    cands = [candidate(spec, lt, d, lay, sizes) for lay in layouts(d, sizes)]
+    cands.sort(key=lambda c: (c.blocks, c.work_s, c.layout.row_split))
+    kept: list[Candidate] = []
+    for c in cands:
+        if not kept or c.work_s < kept[-1].work_s * (1 - 1e-12):
+            kept.append(c)
+    return kept
 
 
 # ----------------------------------------------------------- synthetic traces
@@ -238,19 +284,21 @@ def synthetic_trace(net: NetworkShape, spec: HardwareSpec | None = None, *,
 
     An approximation of what the simulator records: one lookup and one product write per
     synapse, a binary adder tree per output value, one fused activation/encoding search per
-    value (AM of u rows × A bits; none on the last weighted layer unless ``output_search``),
-    tree partial sums moved between rows, log2(u)-bit codes sent to the next layer, one
-    pooling search per pooled value. Activation layers are fused into the preceding layer.
+    value (a shared AM of u rows × A bits; none on the last weighted layer unless
+    ``output_search``), tree partial sums moved between rows, log2(u)-bit codes sent to the next
+    layer, one pooling search per pooled value. Activation layers are fused into the preceding
+    layer. Each layer carries its ``demand`` and dense ``blocks`` as a simulated one does.
     """
     from rapidnn.hardware.spec import load_hardware
 
     spec = spec or load_hardware("rapidnn")
+    sizes = block_sizes(spec)
     w = weight_clusters or _int(spec, "synthetic_weight_clusters")
     u = input_clusters or _int(spec, "synthetic_input_clusters")
     b = entry_bits or _int(spec, "synthetic_entry_bits")
     a = acc_bits or _int(spec, "synthetic_acc_bits")
     per_bit, fixed = spec.value("nor_cycles_per_bit"), spec.value("nor_cycles_fixed")
-    code_bits = max(1, math.ceil(math.log2(max(2, u))))
+    cbits = code_bits(u)
     weighted = [layer.name for layer in net.layers if layer.weighted]
     layers: list[LayerTrace] = []
     for layer in net.layers:
@@ -262,6 +310,10 @@ def synthetic_trace(net: NetworkShape, spec: HardwareSpec | None = None, *,
             moved = sum(k * c for k, c in adds.items())
             last = layer.name == weighted[-1]
             searches = v if (output_search or not last) else 0
+            d = LayerDemand("weighted", values=layer.out_channels, positions=layer.positions,
+                            rows_per_value=layer.fan_in, entry_bits=b, acc_bits=a,
+                            exact_entry_bits=b, table_bits=w * u * b,
+                            am_rows=u if searches else 0, am_bits=a if searches else 0)
             layers.append(LayerTrace(
                 name=layer.name, kind="linear" if layer.kind == "linear" else "conv2d",
                 neurons=v, fan_in=layer.fan_in, positions=layer.positions, weight_clusters=w,
@@ -270,54 +322,38 @@ def synthetic_trace(net: NetworkShape, spec: HardwareSpec | None = None, *,
                 additions=adds, nor_cycles=sum(c * (per_bit * k + fixed) for k, c in adds.items()),
                 am_searches=float(searches), am_rows=u if searches else 0,
                 am_bits=a if searches else 0, bits_moved_block=float(moved),
-                bits_moved_tile=float(v * code_bits) if not last else 0.0,
-                cells_written=float(layer.macs * b + moved + n_add)))
+                bits_moved_tile=float(v * cbits) if not last else 0.0,
+                cells_written=float(layer.macs * b + moved + n_add),
+                demand=d.to_dict(), blocks=map_layer(d, sizes).blocks))
         elif layer.kind == "pool":
+            d = LayerDemand("maxpool", values=layer.out_channels, positions=layer.positions,
+                            pool_window=layer.fan_in or _int(spec, "pool_window"))
             layers.append(LayerTrace(
                 name=layer.name, kind="maxpool" if layer.pool != "avg" else "avgpool",
                 neurons=v, fan_in=layer.fan_in, positions=layer.positions, input_clusters=u,
-                pool_searches=float(v), bits_moved_tile=float(v * code_bits)))
+                pool_searches=float(v), bits_moved_tile=float(v * cbits),
+                demand=d.to_dict(), blocks=map_layer(d, sizes).blocks))
     return Trace(batch=1, layers=layers,
                  config={"name": net.name, "synthetic": True, "weight_clusters": w,
                          "input_clusters": u, "entry_bits": b, "acc_bits": a})
 
 
-# ------------------------------------------------------------------- estimate
-def estimate(trace: Trace, spec: HardwareSpec, options: EstimateOptions,
-             network: str | None = None) -> Estimate:
-    """Energy, latency, throughput, area of a simulated (or synthetic) Trace on RAPIDNN."""
-    costs: list[LayerCost] = []
-    for lt in trace.layers:
-        bm = map_layer(spec, lt)
-        stage = None
-        if bm.blocks > 0 and bm.t_pos > 0:
-            p = max(1, lt.positions)
-            stage = pipeline.Stage(lt.name, p * bm.t_pos, bm.blocks, max_copies=p,
-                                   fill_s=bm.t_pos)
-        costs.append(LayerCost(lt.name, lt.kind, layer_events(spec, lt), stage))
-    notes = []
-    if trace.config.get("synthetic"):
-        notes.append("synthetic trace (rapidnn.hardware.rapidnn.synthetic_trace), not simulated")
-    name = network or str(trace.config.get("name", "trace"))
-    return assemble(spec, name, costs, blocks_per_chip(spec), options, notes)
-
-
 def peak_figures(spec: HardwareSpec) -> tuple[float, float]:
-    """(peak ops/s, power at peak in W): a synthetic linear layer filling one processing block
-    (F = product rows, V = slots per row, synthetic w/u/B/A), tiled over the chip's blocks."""
-    b, a = _int(spec, "synthetic_entry_bits"), _int(spec, "synthetic_acc_bits")
-    w, u = _int(spec, "synthetic_weight_clusters"), _int(spec, "synthetic_input_clusters")
-    slot = b + 2 * a + _int(spec, "slot_scratch_bits")
-    slots = _slots(spec, slot)
-    fan_in = _int(spec, "block_rows") - table_footprint(spec, w, u, b)[0]
+    """(peak ops/s, power at peak in W): a synthetic linear layer filling one block densely
+    (``proc_rows`` products per value, dense values per row, synthetic w/u/B/A), tiled over the
+    chip's blocks."""
+    slot = (_int(spec, "synthetic_entry_bits") + 2 * _int(spec, "synthetic_acc_bits")
+            + _int(spec, "slot_scratch_bits"))
+    slots = max(1, _int(spec, "proc_cols") // slot)
+    fan_in = _int(spec, "proc_rows")
     net = NetworkShape("peak", [linear("peak", fan_in, slots), linear("next", slots, 1)])
     lt = synthetic_trace(net, spec).layers[0]
-    bm = map_layer(spec, lt)
+    c = candidate(spec, lt, demand_of(lt, spec))
     energy = sum(n * spec.comp(k.split(".")[0]).energy_j(k.split(".")[1])
                  for k, n in layer_events(spec, lt).items() if n)
-    copies = blocks_per_chip(spec) / bm.blocks
-    ops = 2.0 * fan_in * slots / bm.t_pos * copies
-    power = energy / bm.t_pos * copies + spec.leakage_w()
+    copies = blocks_per_chip(spec) / c.blocks
+    ops = 2.0 * fan_in * slots / c.t_pos * copies
+    power = energy / c.t_pos * copies + spec.leakage_w()
     return ops, power
 
 

@@ -27,6 +27,7 @@ are given in the unit the file uses for that number.
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 from collections.abc import Mapping
 from pathlib import Path
@@ -270,7 +271,8 @@ def preset_path(name: str) -> Path:
 
 
 def load_hardware(name_or_path: str | Path | HardwareSpec) -> HardwareSpec:
-    """Load a preset by name or a user YAML file by path."""
+    """Load a preset by name or a user YAML file by path (parsed once per file version: a spec
+    is never changed in place, ``with_overrides`` returns copies)."""
     if isinstance(name_or_path, HardwareSpec):
         return name_or_path
     s = str(name_or_path)
@@ -278,6 +280,14 @@ def load_hardware(name_or_path: str | Path | HardwareSpec) -> HardwareSpec:
     if not path.is_file():
         raise HardwareConfigError(
             f"no such hardware description (presets: {', '.join(PRESETS)})", file=s)
+    st = path.stat()
+    return _load_file(str(path), st.st_mtime_ns, st.st_size).model_copy()
+
+
+@functools.lru_cache(maxsize=64)
+def _load_file(file: str, mtime_ns: int, size: int) -> HardwareSpec:
+    """Parse and validate one YAML file (cached by path, modification time and size)."""
+    path = Path(file)
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:

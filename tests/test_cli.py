@@ -70,11 +70,17 @@ def test_simulate_estimate_compare_commands(tmp_path):
     assert result.exit_code == 0 and json.loads(result.output)["energy_j"] > 0
     result = runner.invoke(app, ["compare", path, "--json"])
     assert result.exit_code == 0
-    base = json.loads(result.output)["baselines"]
-    for name in ("isaac", "pipelayer", "gpu"):
-        assert {"energy_efficiency", "speedup"} <= set(base[name])
-    result = runner.invoke(app, ["compare", path, "--sensitivity"])
-    assert result.exit_code == 0 and "sensitivity" in result.output
+    out = json.loads(result.output)
+    for policy in ("as-published", "iso-area", "iso-power", "filled", "precision-matched"):
+        for name in ("isaac", "pipelayer", "gpu"):
+            assert {"energy_efficiency", "speedup"} <= set(out["policies"][policy][name])
+    assert 0 < out["rapidnn"]["row_occupancy"] <= 1
+    blocks = {lay["name"]: lay["blocks"] for lay in out["rapidnn"]["layers"]}
+    sim = json.loads(runner.invoke(app, ["simulate", path, "--limit", "10", "--json"]).output)
+    traced = {lt["name"]: lt["blocks"] for lt in sim["trace"]["layers"] if lt["blocks"]}
+    assert traced and all(blocks[k] == v for k, v in traced.items())
+    result = runner.invoke(app, ["compare", path, "--objective", "latency"])
+    assert result.exit_code == 0 and "row occupancy" in result.output
 
 
 def test_model_command_errors(tmp_path):
@@ -94,3 +100,16 @@ def test_model_command_errors(tmp_path):
     cfg.write_text("replication: sideways\n")
     result = runner.invoke(app, ["compare", path, "--config", str(cfg)])
     assert result.exit_code == 2 and "replication" in result.output
+
+
+def test_audit_command(tmp_path):
+    path = str(_model_file(tmp_path))
+    plot = tmp_path / "tornado.png"
+    result = runner.invoke(app, ["audit", path, "--quick", "--json", "--plot", str(plot)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["paper"]["isaac"]["energy_efficiency"] == 68.4
+    assert {"name", "description", "isaac", "pipelayer", "gpu"} <= set(data["scenarios"][0])
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    result = runner.invoke(app, ["audit", str(tmp_path / "none.rapidnn")])
+    assert result.exit_code == 2 and result.output.startswith("error:")

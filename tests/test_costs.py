@@ -37,7 +37,7 @@ def test_estimate_shapes_and_modules(small_mlp):
 
 
 def test_compare_ratios_are_consistent(composed):
-    c = compare(composed, with_sensitivity=True, name="tiny")
+    c = compare(composed, name="tiny")
     d = c.to_dict()
     assert set(d["baselines"]) == {"isaac", "pipelayer", "gpu"}
     for name, row in d["baselines"].items():
@@ -45,5 +45,33 @@ def test_compare_ratios_are_consistent(composed):
                             c.baselines[name].energy_j / c.rapidnn.energy_j)
         assert math.isclose(row["speedup"],
                             c.rapidnn.throughput_ips / c.baselines[name].throughput_ips)
-    assert 0 < len(d["sensitivity"]) <= 10
+    assert set(d["policies"]) == {"as-published", "iso-area", "iso-power", "filled",
+                                  "precision-matched"}
+    published = d["policies"]["as-published"]
+    for name, row in d["baselines"].items():
+        assert published[name]["energy_efficiency"] == pytest.approx(row["energy_efficiency"])
+        assert published[name]["speedup"] == pytest.approx(row["speedup"])
+    mine = d["rapidnn"]
+    assert 0 < mine["before"]["row_occupancy"] <= mine["row_occupancy"] <= 1
+    assert mine["throughput_ips"] >= mine["before"]["throughput_ips"]
     assert isinstance(NetworkShape.from_trace(c.trace), NetworkShape)
+
+
+def test_compare_layers_carry_the_simulators_blocks(composed):
+    trace = model_trace(composed)
+    layers = compare(composed, trace=trace, name="tiny").to_dict()["rapidnn"]["layers"]
+    sim = {lt.name: lt.blocks for lt in trace.layers if lt.blocks}
+    assert sim and {lay["name"]: lay["blocks"] for lay in layers if lay["name"] in sim} == sim
+
+
+def test_audit_of_a_composed_model(composed):
+    from rapidnn.costs import audit
+
+    a = audit(composed, name="tiny", sweep_keys=["rapidnn.rna_block.energy.nor_cycle"],
+              factors=(0.01, 1.0, 100.0))
+    assert a["paper"]["isaac"] == {"energy_efficiency": 68.4, "speedup": 48.1}
+    names = [s["name"] for s in a["scenarios"]]
+    assert "default" in names and "policy:filled" in names
+    assert {"isaac", "pipelayer", "gpu"} <= set(a["scenarios"][0])
+    assert set(a["smallest_changes"]) == {f"{b}.{m}" for b in ("isaac", "pipelayer", "gpu")
+                                          for m in ("energy_efficiency", "speedup")}

@@ -140,11 +140,11 @@ def simulate_cmd(
         cfg = SimConfig(strategy=strategy, approx_bits=approx_bits)
         with torch.no_grad():
             result = simulate_dataset(composed, loader, cfg)
-    result = {k: v for k, v in result.items() if k != "trace"}
+    trace = result.pop("trace", None)
     result.update({"model": model, "dataset": name, "approx_bits": approx_bits,
                    "strategy": strategy})
     if as_json:
-        print_json(result)
+        print_json({**result, "trace": trace})
         return
     console = Console()
     console.print(f"{model} on {name} test ({result['images']} images), strategy {strategy}, "
@@ -195,19 +195,23 @@ def estimate_cmd(
 def compare_cmd(
     model: Annotated[str, typer.Argument(help="a .rapidnn file")],
     config: Annotated[str | None, typer.Option(help="YAML of estimate options")] = None,
-    with_sensitivity: Annotated[bool, typer.Option("--sensitivity",
-                                                   help="the ten most influential parameters")]
-    = False,
+    objective: Annotated[str | None, typer.Option(
+        help="what the RAPIDNN mapper minimises: latency, energy or edp (default edp)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """RAPIDNN's energy efficiency and speedup over ISAAC, PipeLayer and a GPU."""
+    """RAPIDNN's energy efficiency and speedup over ISAAC, PipeLayer and a GPU under every
+    comparison policy (as-published, iso-area, iso-power, filled, precision-matched)."""
     from rapidnn.costs import compare, model_trace
 
     with user_errors():
         options, sim = _load_config(config)
+        if objective is not None:
+            if objective not in ("latency", "energy", "edp"):
+                raise ValueError(f"--objective must be latency, energy or edp, not "
+                                 f"{objective!r}")
+            options = {**options, "objective": objective}
         composed = _load_model(model)
         result = compare(composed, trace=model_trace(composed, sim_config=sim), config=options,
-                         with_sensitivity=with_sensitivity,
                          name=composed.metadata.get("workload", model))
     data = result.to_dict()
     if as_json:
@@ -215,27 +219,82 @@ def compare_cmd(
         return
     from rich.table import Table
 
-    table = Table(title=f"RAPIDNN vs baselines on {result.network}")
-    for col in ("architecture", "energy (J/inf)", "inferences/s", "energy efficiency",
-                "speedup"):
-        table.add_column(col, justify="right" if col != "architecture" else "left")
-    mine = data["rapidnn"]
-    table.add_row("rapidnn", f"{mine['energy_j']:.3e}", f"{mine['throughput_ips']:,.0f}", "1",
-                  "1")
-    for name, row in data["baselines"].items():
-        table.add_row(name, f"{row['energy_j']:.3e}", f"{row['throughput_ips']:,.0f}",
-                      f"{row['energy_efficiency']:.3g}x", f"{row['speedup']:.3g}x")
     console = Console(width=max(Console().width, 130))
+    table = Table(title=f"RAPIDNN vs baselines on {result.network}: energy efficiency / "
+                        "speedup (above 1 favours RAPIDNN)")
+    table.add_column("policy")
+    baselines = list(result.baselines)
+    for name in baselines:
+        table.add_column(name, justify="right")
+    for policy, per in data["policies"].items():
+        table.add_row(policy, *(f"{per[b]['energy_efficiency']:.3g}x / {per[b]['speedup']:.3g}x"
+                                for b in baselines))
     console.print(table)
-    if with_sensitivity:
-        sens = Table(title="sensitivity: ratios when a parameter is halved / doubled")
-        for col in ("parameter", "tag", "energy x0.5", "energy x2", "speed x0.5", "speed x2"):
-            sens.add_column(col, no_wrap=True)
-        for r in data["sensitivity"]:
-            sens.add_row(r["parameter"], r["tag"], f"{r['energy_ratio_half']:.3g}",
-                         f"{r['energy_ratio_double']:.3g}", f"{r['speed_ratio_half']:.3g}",
-                         f"{r['speed_ratio_double']:.3g}")
-        console.print(sens)
+    mine = data["rapidnn"]
+    console.print(f"RAPIDNN (as published): {mine['energy_j']:.3e} J/inference, "
+                  f"{mine['throughput_ips']:,.0f} inferences/s, {mine['blocks_used']:,} of "
+                  f"{mine['blocks_available']:,.0f} blocks, row occupancy "
+                  f"{mine['row_occupancy']:.3%} (dense layout before the mapper: "
+                  f"{mine['before']['row_occupancy']:.3%}; bound 100% = "
+                  f"{mine['throughput_at_full_occupancy_ips']:,.0f} inferences/s)")
+
+
+@app.command("audit")
+def audit_cmd(
+    model: Annotated[str, typer.Argument(help="a .rapidnn file")],
+    config: Annotated[str | None, typer.Option(help="YAML of estimate options")] = None,
+    plot: Annotated[str | None, typer.Option(help="write the tornado plot (PNG) here")] = None,
+    quick: Annotated[bool, typer.Option(help="sweep five factors (10^-3, 10^-1.5, 1, 10^1.5, "
+                                             "10^3) instead of thirteen")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """What the paper's ratios (68.4x / 48.1x vs ISAAC, 49.5x / 10.9x vs PipeLayer) would need:
+    every scenario, a sweep of every number over 10^-3..10^3, the smallest changes."""
+    from rapidnn.costs import audit, model_trace
+    from rapidnn.hardware.audit import FACTORS
+
+    with user_errors():
+        options, sim = _load_config(config)
+        composed = _load_model(model)
+        factors = FACTORS[::3] if quick else FACTORS
+        result = audit(composed, trace=model_trace(composed, sim_config=sim), config=options,
+                       name=composed.metadata.get("workload", model), factors=factors)
+        if plot is not None:
+            from rapidnn.report.plots import tornado_plot
+
+            tornado_plot(result, plot)
+    if as_json:
+        print_json(result)
+        return
+    from rich.table import Table
+
+    console = Console(width=max(Console().width, 140))
+    table = Table(title=f"audit of the paper's ratios on {result['network']}: energy "
+                        "efficiency / speedup")
+    table.add_column("scenario")
+    for b in ("isaac", "pipelayer", "gpu"):
+        table.add_column(b, justify="right")
+    paper = result["paper"]
+    table.add_row("[b]paper[/b]", *(f"{paper[b]['energy_efficiency']}x / {paper[b]['speedup']}x"
+                                    for b in ("isaac", "pipelayer", "gpu")))
+    for sc in result["scenarios"]:
+        table.add_row(sc["name"], *(f"{sc[b]['energy_efficiency']:.3g}x / "
+                                    f"{sc[b]['speedup']:.3g}x" for b in ("isaac", "pipelayer",
+                                                                          "gpu")))
+    console.print(table)
+    for title, key in (("smallest changes (any design)", "smallest_changes"),
+                       ("smallest changes to RAPIDNN", "smallest_rapidnn_changes")):
+        console.print(f"[b]{title}[/b]")
+        for ratio, row in result[key].items():
+            best = row["smallest"]
+            text = "none within the sweep" if best is None else ", ".join(
+                c["change"] + (f" x{c['factor']:.3g}" if "factor" in c else "")
+                for c in best["changes"])
+            verdict = "plausible" if row["plausible"] else "not plausibly"
+            console.print(f"  {ratio}: paper {row['paper']}x, default {row['default']:.3g}x; "
+                          f"{text} ({verdict})")
+    if plot is not None:
+        console.print(f"tornado plot: {plot}")
 
 
 hardware_app = typer.Typer(no_args_is_help=True, help="Hardware descriptions of the cost model.")

@@ -1,4 +1,4 @@
-"""One network, four architectures: ``rapidnn.estimate`` and ``rapidnn.compare``.
+"""One network, four architectures: ``rapidnn.estimate``, ``rapidnn.compare``, ``rapidnn.audit``.
 
 RAPIDNN is estimated from the Trace of simulating the composed model; the baselines (ISAAC,
 PipeLayer, GPU) run the same network's float shapes (16-bit weights, as in their papers), which
@@ -8,7 +8,7 @@ same layers. Formulas and parameters: ``docs/hardware.md``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,11 +25,14 @@ from rapidnn.hardware import (
     NetworkShape,
     compare_estimates,
     estimate_network,
+    load_hardware,
     network_from_module,
-    sensitivity,
 )
+from rapidnn.hardware.audit import FACTORS
+from rapidnn.hardware.audit import audit as run_audit
+from rapidnn.hardware.policies import POLICIES, Matchup, evaluate_all, ratios_table
 
-BASELINES = ("isaac", "pipelayer", "gpu")
+BASELINES: tuple[str, ...] = ("isaac", "pipelayer", "gpu")
 
 
 def example_inputs(composed: ComposedModel, batch: int = 16, seed: int = 0) -> torch.Tensor:
@@ -76,22 +79,36 @@ def estimate(model: ComposedModel | NetworkShape | torch.nn.Module,
 
 @dataclass
 class Comparison:
-    """RAPIDNN against each baseline on the same network (ratios above 1 favour RAPIDNN)."""
+    """RAPIDNN against each baseline on the same network (ratios above 1 favour RAPIDNN).
+
+    ``rapidnn`` / ``baselines``: the as-published estimates; ``before``: RAPIDNN with the dense
+    layout (every row slot filled, the layout before the mapper); ``policies``: every matched
+    policy (``rapidnn.hardware.policies``) against every baseline.
+    """
 
     network: str
     rapidnn: Estimate
     baselines: dict[str, Estimate]
-    ratios: dict[str, dict[str, float]]
     trace: Trace
-    sensitivity: list[dict[str, Any]] = field(default_factory=list)
+    before: Estimate
+    policies: dict[str, dict[str, Matchup]] = field(default_factory=dict)
+
+    @property
+    def ratios(self) -> dict[str, dict[str, float]]:
+        """As-published ratios per baseline."""
+        return compare_estimates(self.rapidnn, self.baselines)
 
     def to_dict(self) -> dict[str, Any]:
+        ratios = self.ratios
         return {
             "network": self.network,
-            "rapidnn": _summary(self.rapidnn),
-            "baselines": {name: {**self.ratios[name], **_summary(est)}
+            "policies": ratios_table(self.policies),
+            "rapidnn": {**_summary(self.rapidnn), **_mapping_summary(self.rapidnn),
+                        "before": {**_summary(self.before), **_mapping_summary(self.before)},
+                        "layers": [{"name": lay.name, "kind": lay.kind, **lay.mapping}
+                                   for lay in self.rapidnn.layers if lay.mapping]},
+            "baselines": {name: {**ratios[name], **_summary(est)}
                           for name, est in self.baselines.items()},
-            "sensitivity": self.sensitivity,
         }
 
 
@@ -101,14 +118,48 @@ def _summary(est: Estimate) -> dict[str, Any]:
             "power_w": est.power_w}
 
 
+def _mapping_summary(est: Estimate) -> dict[str, Any]:
+    """Row occupancy (fraction of all chip rows busy on average), its bound (all rows busy)
+    and the throughput that bound would allow."""
+    occ = est.row_occupancy
+    return {"row_occupancy": occ, "occupancy_bound": 1.0,
+            "throughput_at_full_occupancy_ips": est.throughput_ips / occ if occ else None,
+            "blocks_used": est.units_used, "blocks_available": est.units_available}
+
+
 def compare(composed: ComposedModel, baselines: Iterable[str] = BASELINES,
             trace: Trace | None = None, config: EstimateOptions | Mapping[str, Any] | None = None,
-            inputs: torch.Tensor | None = None, with_sensitivity: bool = False,
-            name: str = "network") -> Comparison:
-    """Energy-efficiency improvement and speedup of RAPIDNN over each baseline."""
+            inputs: torch.Tensor | None = None, name: str = "network",
+            policies: Iterable[str] = POLICIES) -> Comparison:
+    """Energy-efficiency improvement and speedup of RAPIDNN over each baseline, as published
+    and under every matched policy (``rapidnn.hardware.policies``), in one run."""
     trace = trace or model_trace(composed, inputs)
-    mine = estimate_network(trace, "rapidnn", config)
+    opts = _options(config)
+    mine = estimate_network(trace, "rapidnn", opts)
+    before = estimate_network(trace, "rapidnn", opts.model_copy(update={"mapping": "dense"}))
     shape = NetworkShape.from_trace(trace, name=name)
-    others = {b: estimate_network(shape, b, config) for b in baselines}
-    rows = sensitivity(trace, shape, top=10) if with_sensitivity else []
-    return Comparison(name, mine, others, compare_estimates(mine, others), trace, rows)
+    names = list(baselines)
+    others = {b: estimate_network(shape, b, opts) for b in names}
+    spec = load_hardware("rapidnn")
+    mine_overrides = {k.split(".", 1)[1]: v for k, v in opts.overrides.items()
+                      if k.startswith("rapidnn.")}
+    per_policy = evaluate_all(trace, shape, estimate_network, policies, names, opts,
+                              spec.with_overrides(mine_overrides))
+    return Comparison(name, mine, others, trace, before, per_policy)
+
+
+def audit(composed: ComposedModel, trace: Trace | None = None,
+          config: EstimateOptions | Mapping[str, Any] | None = None,
+          inputs: torch.Tensor | None = None, name: str = "network",
+          sweep_keys: Sequence[str] | None = None,
+          factors: Sequence[float] = FACTORS) -> dict[str, Any]:
+    """The audit of the paper's ratios on ``composed`` (``rapidnn.hardware.audit``)."""
+    trace = trace or model_trace(composed, inputs)
+    shape = NetworkShape.from_trace(trace, name=name)
+    return run_audit(trace, shape, estimate_network, _options(config), sweep_keys, factors)
+
+
+def _options(config: EstimateOptions | Mapping[str, Any] | None) -> EstimateOptions:
+    if isinstance(config, EstimateOptions):
+        return config
+    return EstimateOptions.model_validate(dict(config or {}))

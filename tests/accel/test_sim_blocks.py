@@ -287,9 +287,30 @@ def test_simulated_trace_feeds_the_cost_model(netspec, opts):
     hardware = pytest.importorskip("rapidnn.hardware")
     net, shape, _ = netspec
     cm = build(net, shape, opts)
-    trace = simulate(cm, inputs(shape, 2)).trace
-    est = hardware.estimate_network(trace, "rapidnn")
-    assert est is not None
+    for strategy in ("tree", "counting"):
+        res = simulate(cm, inputs(shape, 2), SimConfig(strategy=strategy))
+        est = hardware.estimate_network(res.trace, "rapidnn")
+        _same_blocks(res, est)
+
+
+def _same_blocks(res, est):
+    """The cost model's dense copy of every layer has the simulator's blocks."""
+    by_name = {lay.name: lay for lay in est.layers}
+    for lt in res.trace.layers:
+        assert res.mapping[lt.name].blocks == lt.blocks
+        if lt.name in by_name and by_name[lt.name].mapping:
+            assert by_name[lt.name].mapping["blocks"] == lt.blocks, lt.name
+
+
+def test_residual_and_pooling_blocks_agree_with_the_cost_model():
+    from rapidnn.hardware import estimate_network
+
+    torch.manual_seed(0)
+    cm = build(Residual().eval(), (1, 6, 6), {"weight_clusters": 6, "input_clusters": 9})
+    res = simulate(cm, inputs((1, 6, 6), 4))
+    kinds = {lt.kind for lt in res.trace.layers if lt.blocks}
+    assert {"conv2d", "add"} <= kinds
+    _same_blocks(res, estimate_network(res.trace, "rapidnn"))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

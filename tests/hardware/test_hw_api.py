@@ -1,4 +1,4 @@
-"""Public API: estimate_network, chip_summary, compare_estimates, sensitivity."""
+"""Public API: estimate_network, chip_summary, compare_estimates."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from rapidnn.hardware import (
     compare_estimates,
     estimate_network,
     mlp,
-    sensitivity,
     summarize_comparisons,
 )
 
@@ -70,23 +69,3 @@ def test_config_overrides_and_validation(mnist_trace):
     assert estimate_network(mnist_trace, "rapidnn", cfg).throughput_ips > base.throughput_ips
     with pytest.raises(ValueError, match="unknown parameter key"):
         estimate_network(mnist_trace, "isaac", {"overrides": {"no_such_key": 1.0}})
-
-
-def test_sensitivity_rows(mnist_trace):
-    keys = ["rapidnn.nor_energy_fj", "rapidnn.nor_cycle_ns", "isaac.adc.energy.convert",
-            "isaac.crossbar_cycle_ns", "isaac.sigmoid.energy.op"]
-    rows = sensitivity(mnist_trace, parameters=keys, top=3)
-    assert len(rows) == 3
-    assert [r["swing"] for r in rows] == sorted((r["swing"] for r in rows), reverse=True)
-    by = {r["parameter"]: r for r in rows}
-    nor = by["rapidnn.nor_energy_fj"]
-    assert nor["energy_ratio_half"] > nor["base_energy_ratio"] > nor["energy_ratio_double"]
-    assert nor["speed_ratio_half"] == pytest.approx(nor["base_speed_ratio"])
-    cyc = by["isaac.crossbar_cycle_ns"]
-    assert cyc["speed_ratio_double"] == pytest.approx(2 * cyc["base_speed_ratio"])
-
-
-def test_sensitivity_default_covers_both_architectures(mnist_trace):
-    rows = sensitivity(mnist_trace, top=10)
-    assert len(rows) == 10
-    assert {r["parameter"].split(".")[0] for r in rows} <= {"rapidnn", "isaac"}

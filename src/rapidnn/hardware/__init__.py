@@ -8,7 +8,9 @@ Public API (docs/hardware.md):
 * ``chip_summary(hardware) -> dict`` — peak GOPS, area, power, GOPS/mm², GOPS/W;
 * ``compare_estimates(rapidnn_est, baseline_ests) -> dict`` — energy efficiency, speed-up,
   latency ratio per baseline; ``summarize_comparisons`` — geometric means over networks;
-* ``sensitivity(trace, network_shape)`` — parameters that move the RAPIDNN-vs-ISAAC ratios most.
+* ``policies.evaluate_all`` — RAPIDNN against every baseline under matched, named policies;
+  ``accounting.VARIANTS`` — how events are charged; ``audit.audit`` — the paper's ratios
+  against every scenario, a wide sweep of every number and the smallest changes that reach them.
 """
 
 from __future__ import annotations
@@ -48,7 +50,6 @@ __all__ = [
     "load_hardware",
     "mlp",
     "network_from_module",
-    "sensitivity",
     "summarize_comparisons",
 ]
 
@@ -177,59 +178,3 @@ def summarize_comparisons(per_network: Sequence[Mapping[str, Mapping[str, float]
                 acc.setdefault(base, {}).setdefault(k, []).append(v)
     return {b: {k: math.exp(sum(math.log(x) for x in v) / len(v)) for k, v in d.items()}
             for b, d in acc.items()}
-
-
-def sensitivity(trace: Trace, network_shape: NetworkShape | None = None,
-                parameters: Sequence[str] | None = None, top: int = 10,
-                rapidnn_hw: HardwareLike = "rapidnn", isaac_hw: HardwareLike = "isaac",
-                config: EstimateOptions | Mapping[str, Any] | None = None
-                ) -> list[dict[str, Any]]:
-    """Halve and double each RAPIDNN and ISAAC number; the ``top`` rows that move the
-    RAPIDNN-vs-ISAAC energy ratio (E_isaac / E_rapidnn) or speed ratio (throughput ratio) most.
-
-    Keys are ``"rapidnn.<key>"`` / ``"isaac.<key>"`` (``HardwareSpec.with_overrides`` syntax);
-    ``swing`` is the largest |ln(ratio / base ratio)| over the four variants. Zero-valued numbers
-    and variants that make a mapping impossible are skipped.
-    """
-    opts = _options(config)
-    specs = {"rapidnn": load_hardware(rapidnn_hw), "isaac": load_hardware(isaac_hw)}
-    net = network_shape or NetworkShape.from_trace(trace)
-
-    def run(which: str, spec: HardwareSpec) -> Estimate:
-        return estimate_network(trace if which == "rapidnn" else net, spec, opts)
-
-    base = {k: run(k, s) for k, s in specs.items()}
-
-    def ratios(r: Estimate, i: Estimate) -> tuple[float, float]:
-        return i.energy_j / r.energy_j, r.throughput_ips / i.throughput_ips
-
-    e0, s0 = ratios(base["rapidnn"], base["isaac"])
-    keys = list(parameters) if parameters is not None else [
-        f"{n}.{k}" for n, s in specs.items() for k, _ in s.all_params()]
-    rows: list[dict[str, Any]] = []
-    for full in keys:
-        which, _, key = full.partition(".")
-        if which not in specs:
-            raise HardwareConfigError("sensitivity keys start with 'rapidnn.' or 'isaac.'",
-                                      key=full)
-        p = specs[which].get(key)
-        if p.value == 0:
-            continue
-        row: dict[str, Any] = {"parameter": full, "value": p.value, "unit": p.unit,
-                               "tag": p.tag, "source": p.source,
-                               "base_energy_ratio": e0, "base_speed_ratio": s0}
-        try:
-            for label, factor in (("half", 0.5), ("double", 2.0)):
-                est = run(which, specs[which].scaled(key, factor))
-                pair = (est, base["isaac"]) if which == "rapidnn" else (base["rapidnn"], est)
-                e, s = ratios(*pair)
-                row[f"energy_ratio_{label}"] = e
-                row[f"speed_ratio_{label}"] = s
-        except (ValueError, ZeroDivisionError):
-            continue
-        row["swing"] = max(abs(math.log(row[f"{m}_ratio_{lab}"] / b))
-                           for m, b in (("energy", e0), ("speed", s0))
-                           for lab in ("half", "double"))
-        rows.append(row)
-    rows.sort(key=lambda r: r["swing"], reverse=True)
-    return rows[:top]

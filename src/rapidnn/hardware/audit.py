@@ -251,11 +251,14 @@ def _merge(parts: Iterable[Scenario], name: str) -> Scenario | None:
     return Scenario(name, name, policy, tuple(variants), tuple(opts.items()), tuple(ov.items()))
 
 
-def smallest_changes(aud: Auditor, rows: Sequence[dict[str, Any]],
-                     max_discrete: int = 3) -> dict[str, dict[str, Any]]:
-    """For each paper ratio: the fewest changes that reach it (module docstring)."""
+def smallest_changes(aud: Auditor, rows: Sequence[dict[str, Any]], max_discrete: int = 3,
+                     side: str = "any") -> dict[str, dict[str, Any]]:
+    """For each paper ratio: the fewest changes that reach it (module docstring). ``side``:
+    "any" (numbers of every design) or "rapidnn" (RAPIDNN's numbers and the discrete choices
+    only: what the reconstruction itself would need)."""
     choices = _discrete_choices()
-    numbers = [r for r in rows if r["points"] and "factor" in r["points"][0]]
+    numbers = [r for r in rows if r["points"] and "factor" in r["points"][0]
+               and (side == "any" or r["parameter"].startswith("rapidnn."))]
     out: dict[str, dict[str, Any]] = {}
     for base_name in aud.baselines:
         for metric in METRICS:
@@ -278,18 +281,24 @@ def smallest_changes(aud: Auditor, rows: Sequence[dict[str, Any]],
                     fix = _one_number(aud, sc, numbers, base_name, metric, target, r, r0)
                     if fix is not None:
                         found.append({"changes": [*changes, fix[0]], "ratio": fix[1]})
-                if found:
-                    break
-            found.sort(key=lambda f: (len(f["changes"]),
-                                      -sum(c["plausible"] for c in f["changes"]),
-                                      sum(abs(math.log(c.get("factor", 1.0)))
-                                          for c in f["changes"])))
-            best = found[0] if found else None
+
+            if not found:
+                greedy = _greedy_numbers(aud, numbers, base_name, metric, target)
+                if greedy is not None:
+                    found.append(greedy)
+
+            def rank(f: dict[str, Any]) -> tuple[int, float]:
+                return len(f["changes"]), sum(abs(math.log(c.get("factor", 1.0)))
+                                              for c in f["changes"])
+
+            found.sort(key=rank)
+            sound = [f for f in found if all(c["plausible"] for c in f["changes"])]
             out[f"{base_name}.{metric}"] = {
                 "paper": target, "default": r0,
-                "smallest": best,
-                "plausible": bool(best) and all(c["plausible"] for c in best["changes"]),
-                "alternatives": found[1:5],
+                "smallest": found[0] if found else None,
+                "smallest_plausible": sound[0] if sound else None,
+                "plausible": bool(sound),
+                "alternatives": found[1:4],
             }
     return out
 
@@ -325,6 +334,70 @@ def _one_number(aud: Auditor, sc: Scenario, numbers: Sequence[dict[str, Any]], b
                      "plausibility": ("plausible: " if ok else "implausible: ") + f"x{f:.3g} "
                      f"({why}; allowed x{lo:.3g}-x{hi:.3g})"}, r)
     return None
+
+
+def _scaled(key: str, factor: float) -> float:
+    """The value of a preset number (``"<preset>.<key>"``) scaled by ``factor``."""
+    which, _, sub = key.partition(".")
+    return load_hardware(which).get(sub).scaled(factor).value
+
+
+def _greedy_numbers(aud: Auditor, numbers: Sequence[dict[str, Any]], base_name: str,
+                    metric: str, target: float, steps: int = 4) -> dict[str, Any] | None:
+    """Several numbers at once, when no single one suffices: repeatedly apply the number whose
+    best swept factor raises the ratio most, until the target is reached (or ``steps`` run)."""
+    applied: list[tuple[dict[str, Any], float]] = []
+    overrides: dict[str, float] = {}
+    ratio = aud.ratios(Scenario("default", ""))[base_name][metric]
+    for _ in range(steps):
+        best: tuple[float, dict[str, Any], float, float] | None = None
+        for row in numbers:
+            key = row["parameter"]
+            if key in overrides:
+                continue
+            for f in (min(FACTORS), max(FACTORS)):
+                value = _scaled(key, f)
+                trial = Scenario("greedy", "", overrides=tuple({**overrides, key: value}.items()))
+                try:
+                    r = aud.ratios(trial)[base_name][metric]
+                except (ValueError, ZeroDivisionError):
+                    continue
+                if best is None or r > best[0]:
+                    best = (r, row, f, value)
+        if best is None or best[0] <= ratio * (1 + 1e-6):
+            return None
+        r, row, f, value = best
+        if r >= target:  # reached: shrink this number's factor to what the target needs
+            key = row["parameter"]
+            lo_t, hi_t = 0.0, 1.0  # factor f ** t
+            for _ in range(30):
+                mid = (lo_t + hi_t) / 2
+                trial = Scenario("greedy", "", overrides=tuple(
+                    {**overrides, key: _scaled(key, f ** mid)}.items()))
+                if aud.ratios(trial)[base_name][metric] >= target:
+                    hi_t = mid
+                else:
+                    lo_t = mid
+            f = f ** hi_t
+            overrides[key] = _scaled(key, f)
+            applied.append((row, f))
+            ratio = aud.ratios(Scenario("greedy", "", overrides=tuple(overrides.items())))[
+                base_name][metric]
+            break
+        overrides[row["parameter"]] = value
+        applied.append((row, f))
+        ratio = r
+    if ratio < target * 0.95:
+        return None
+    changes = []
+    for row, f in applied:
+        lo, hi = row["plausible_factors"]
+        ok = lo <= f <= hi
+        changes.append({"change": row["parameter"], "factor": f, "unit": row["unit"],
+                        "value": overrides[row["parameter"]], "plausible": ok,
+                        "plausibility": ("plausible: " if ok else "implausible: ")
+                        + f"x{f:.3g} ({row['plausible_reason']}; allowed x{lo:.3g}-x{hi:.3g})"})
+    return {"changes": changes, "ratio": ratio}
 
 
 def audit(trace: Trace, shape: NetworkShape, estimate: Estimator,
@@ -367,5 +440,6 @@ def audit(trace: Trace, shape: NetworkShape, estimate: Estimator,
         "closest": closest,
         "tornado": {f"{b}.{m}": tornado(rows, b, m) for b in aud.baselines for m in METRICS},
         "smallest_changes": smallest_changes(aud, rows),
+        "smallest_rapidnn_changes": smallest_changes(aud, rows, side="rapidnn"),
         "sweep": rows,
     }

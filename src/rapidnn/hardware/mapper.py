@@ -187,6 +187,7 @@ def estimate(trace: Trace, spec: HardwareSpec, options: EstimateOptions,
     if budget < least:
         notes.append(f"a budget of {budget:g} blocks cannot hold the network; using {least}")
         budget = least
+    chips = max(chips, math.ceil(budget / per_chip - 1e-9))
     caps = [cap_of(opts[i][0].positions, options.replication) for i in active]
     events = [R.layer_events(spec, lt, options.entry_width) for lt in trace.layers]
     dyn_base = sum(event_energy(spec, ev)[0] for ev in events)
@@ -234,6 +235,8 @@ def estimate(trace: Trace, spec: HardwareSpec, options: EstimateOptions,
     est = assemble(spec, network or str(trace.config.get("name", "trace")), costs, per_chip,
                    options, notes, reps=reps_all, chips=chips, budget=budget,
                    static_w=static_w(chosen) / chips)
+    if options.block_budget is not None:  # the silicon of the budget, not of whole chips
+        est.area_mm2 = budget * spec.chip_area_mm2() / per_chip
     period = chosen.period_s
     if period > 0:
         est.row_occupancy = busy / (budget * spec.value("proc_rows") * period)

@@ -175,3 +175,43 @@ def layer_energy(entry: dict[str, Any], path: Path, title: str = "") -> Path:
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def tornado_plot(audit: Mapping[str, Any], path: Path | str, top: int = 12) -> Path:
+    """The audit's tornado: for each headline ratio (energy efficiency and speedup over ISAAC
+    and PipeLayer) the range each number or choice spans, widest first, with the paper's ratio
+    and the default as vertical lines. Written through a temporary file, then renamed."""
+    import os
+    import tempfile
+
+    plt = _plt()
+    keys = [k for k in ("isaac.energy_efficiency", "isaac.speedup",
+                        "pipelayer.energy_efficiency", "pipelayer.speedup")
+            if audit["tornado"].get(k)]
+    fig, axes = plt.subplots(len(keys), 1, figsize=(9, 2.2 + 0.32 * top * len(keys)),
+                             squeeze=False)
+    for ax, key in zip(axes[:, 0], keys, strict=True):
+        rows = audit["tornado"][key][:top][::-1]
+        base, metric = key.split(".")
+        default = audit["smallest_changes"][key]["default"]
+        for y, r in enumerate(rows):
+            ax.barh(y, r["high"] - r["low"], left=r["low"], color="#4c72b0")
+        ax.set_yticks(range(len(rows)), [r["parameter"] for r in rows], fontsize=7)
+        ax.set_xscale("log")
+        ax.axvline(default, color="black", lw=1, label=f"default {default:.3g}x")
+        paper = audit["paper"][base][metric]
+        ax.axvline(paper, color="#c44e52", ls="--", lw=1, label=f"paper {paper}x")
+        ax.set_title(f"RAPIDNN {metric.replace('_', ' ')} over {base} "
+                     f"({audit['network']}): range over 10^-3..10^3", fontsize=9)
+        ax.legend(fontsize=7, loc="lower right")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        _save(fig, Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -59,9 +59,24 @@ def test_reproduce_end_to_end(tiny, tmp_path: Path) -> None:
     assert "QUICK MODE" in md and "QUICK MODE" in page
     assert "68.4x" in md and "not available offline" in md and "alexnet (shape only)" in md
     assert "smallest (w, u) within 0.3 points" in md
-    assert md.count("](plots/") == 4 and all((out / "plots" / p).is_file() for p in (
-        "accuracy_vs_wu.png", "pareto.png", "accuracy_vs_bits.png", "layers_isolet-mlp.png"))
-    assert page.count('src="data:image/png;base64,iVBOR') == 4
+    assert md.count("](plots/") == 5 and all((out / "plots" / p).is_file() for p in (
+        "accuracy_vs_wu.png", "pareto.png", "accuracy_vs_bits.png", "layers_isolet-mlp.png",
+        "tornado_isolet-mlp.png"))
+    assert page.count('src="data:image/png;base64,iVBOR') == 5
+    for heading in ("Under matched policies", "Mapping and row occupancy",
+                    "Audit of the paper's ratios"):
+        assert heading in md
+    assert set(entry["policies"]) == {"as-published", "iso-area", "iso-power", "filled",
+                                      "precision-matched"}
+    assert entry["policies"]["as-published"]["isaac"]["speedup"] == pytest.approx(
+        entry["vs"]["isaac"]["speedup"])
+    agree = entry["blocks_agree"]
+    assert agree["layers"] > 0 and agree["equal"] == agree["layers"]
+    assert 0 < entry["occupancy"]["before"] <= entry["occupancy"]["after"] <= 1
+    assert entry["audit"]["smallest_changes"]["isaac.speedup"]["paper"] == 48.1
+    assert on_disk["audit_geomean"][0]["name"] == "default"
+    assert set(on_disk["policy_geomean"]) == set(entry["policies"])
+    assert set(shape["policies"]) == set(entry["policies"])
     assert 'src="plots/' not in page
     assert not list(out.rglob("*.tmp"))
 

@@ -69,7 +69,7 @@ def merge_results(docs: Sequence[dict[str, Any]],
     ``seconds`` of the merged document is the time it took to produce what it holds: the wall
     time of each part whose rows are all kept, the sum of the kept rows' own times for a part
     that is only partly kept. One complete part gives back that document unchanged."""
-    from rapidnn.experiments.reproduce import geomeans
+    from rapidnn.experiments.reproduce import audit_geomeans, geomeans, policy_geomeans
 
     if not docs:
         raise ValueError("nothing to merge: give at least one results.json")
@@ -112,6 +112,7 @@ def merge_results(docs: Sequence[dict[str, Any]],
         "format": FORMAT, "quick": first["quick"], "budget": first["budget"],
         "tolerance": first["tolerance"], "workloads": rows, "shape_networks": shapes,
         "geomean": geomean, "geomean_with_shapes": geomean_all,
+        "policy_geomean": policy_geomeans(rows), "audit_geomean": audit_geomeans(rows),
         "sweeps": {**{k: first["sweeps"][k] for k in _SAME_SWEEP}, "points": points},
         "machine": machines[0] if all(m == machines[0] for m in machines) else None,
         "seconds": round(sum(p["seconds"] if p["complete"] else

@@ -78,8 +78,10 @@ def evaluate_workload(wl: Workload, quick: bool, budget: Budget, w: int = 16, u:
         sim = simulate_dataset(final, loader(splits.test, budget.sim_images, batch=128))
         approx = approximation_sweep(final, loader(splits.test, budget.approx_images,
                                                    batch=128))
-    cmp = compare(final, trace=Trace.from_dict(sim["trace"]), name=wl.name)
+    trace = Trace.from_dict(sim["trace"])
+    cmp = compare(final, trace=trace, name=wl.name)
     data = cmp.to_dict()
+    hw = hardware_summary(data, trace, quick)
     layer_energy = {"rapidnn": {lay.name: lay.energy_j for lay in cmp.rapidnn.layers}}
     for b, est in cmp.baselines.items():
         layer_energy[b] = {lay.name: lay.energy_j for lay in est.layers}
@@ -107,6 +109,7 @@ def evaluate_workload(wl: Workload, quick: bool, budget: Budget, w: int = 16, u:
                    "latency_ratio": r["latency_ratio"], "energy_j": r["energy_j"],
                    "throughput_ips": r["throughput_ips"]}
                for b, r in data["baselines"].items()},
+        **hw,
         "layer_energy": layer_energy,
         "memory": {"bits_per_neuron": mem["bits_per_neuron"],
                    "bytes_per_neuron": mem["bits_per_neuron"] / 8,
@@ -116,24 +119,65 @@ def evaluate_workload(wl: Workload, quick: bool, budget: Budget, w: int = 16, u:
     }
 
 
+def hardware_summary(data: dict[str, Any], trace: Any, quick: bool) -> dict[str, Any]:
+    """The policy ratios, row occupancy before/after the mapper, the simulator-vs-cost-model
+    block check and the audit of one network (``data``: ``Comparison.to_dict()``)."""
+    from rapidnn.hardware import NetworkShape, estimate_network
+    from rapidnn.hardware.audit import FACTORS, audit
+
+    mine = data["rapidnn"]
+    blocks = {lay["name"]: lay["blocks"] for lay in mine["layers"]}
+    traced = {lt.name: lt.blocks for lt in trace.layers if lt.name in blocks}
+    shape = NetworkShape.from_trace(trace, name=data["network"])
+    full = audit(trace, shape, estimate_network, factors=FACTORS[::3] if quick else FACTORS)
+    keep = ("network", "paper", "scenarios", "closest", "tornado", "smallest_changes",
+            "smallest_rapidnn_changes")
+    return {
+        "policies": {p: {b: {k: r[k] for k in ("energy_efficiency", "speedup",
+                                               "latency_ratio")}
+                         for b, r in per.items()} for p, per in data["policies"].items()},
+        "occupancy": {"before": mine["before"]["row_occupancy"],
+                      "after": mine["row_occupancy"],
+                      "throughput_before_ips": mine["before"]["throughput_ips"],
+                      "throughput_after_ips": mine["throughput_ips"],
+                      "throughput_at_full_occupancy_ips":
+                          mine["throughput_at_full_occupancy_ips"],
+                      "blocks_used": mine["blocks_used"],
+                      "blocks_available": mine["blocks_available"]},
+        "blocks_agree": {"layers": len(traced),
+                         "equal": sum(traced[k] == blocks[k] for k in traced)},
+        "audit": {k: full[k] for k in keep},
+    }
+
+
 def evaluate_shape(name: str) -> dict[str, Any]:
     """Hardware-only row of an ImageNet-shape network (random weights, synthetic trace)."""
     from rapidnn.costs import BASELINES
     from rapidnn.hardware import compare_estimates, estimate_network, network_from_module
+    from rapidnn.hardware.policies import evaluate_all
+    from rapidnn.hardware.rapidnn import synthetic_trace
+    from rapidnn.hardware.spec import load_hardware
     from rapidnn.workloads import SHAPE_NETWORKS
 
     t0 = time.perf_counter()
     sn = SHAPE_NETWORKS[name]
     with torch.no_grad():
         shape = network_from_module(sn.build(seed=0).eval(), sn.example_input(1), name=name)
-    mine = estimate_network(shape, "rapidnn")
+    trace = synthetic_trace(shape)
+    mine = estimate_network(trace, "rapidnn")
     others = {b: estimate_network(shape, b) for b in BASELINES}
     ratios = compare_estimates(mine, others)
+    per_policy = evaluate_all(trace, shape, estimate_network,
+                              rapidnn_spec=load_hardware("rapidnn"))
     return {"name": name, "description": sn.description, "accuracy": None,
             "note": "ImageNet is not available offline: network shape only, no accuracy",
-            "rapidnn": {"energy_j": mine.energy_j, "throughput_ips": mine.throughput_ips},
+            "rapidnn": {"energy_j": mine.energy_j, "throughput_ips": mine.throughput_ips,
+                        "row_occupancy": mine.row_occupancy},
             "vs": {b: {**ratios[b], "energy_j": others[b].energy_j,
                        "throughput_ips": others[b].throughput_ips} for b in BASELINES},
+            "policies": {p: {b: {k: m.ratios[k] for k in ("energy_efficiency", "speedup",
+                                                         "latency_ratio")}
+                             for b, m in per.items()} for p, per in per_policy.items()},
             "seconds": round(time.perf_counter() - t0, 2)}
 
 
@@ -141,6 +185,34 @@ def _point(p: dict[str, Any] | None) -> dict[str, Any] | None:
     keys = ("weight_clusters", "input_clusters", "composed_accuracy", "quality_loss",
             "bytes_per_neuron", "retrain_rounds")
     return None if p is None else {k: p.get(k) for k in keys}
+
+
+def policy_geomeans(entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Geometric mean over workloads of each policy's ratios (rows that have policies)."""
+    from rapidnn.hardware import summarize_comparisons
+
+    rows = [e for e in entries if e.get("policies")]
+    if not rows:
+        return {}
+    return {p: summarize_comparisons([e["policies"][p] for e in rows if p in e["policies"]])
+            for p in rows[0]["policies"]}
+
+
+def audit_geomeans(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Geometric mean over workloads of every audit scenario's ratios."""
+    from rapidnn.hardware import summarize_comparisons
+
+    rows = [e["audit"]["scenarios"] for e in entries if e.get("audit")]
+    if not rows:
+        return []
+    out = []
+    for i, sc in enumerate(rows[0]):
+        same = [r[i] for r in rows if len(r) > i and r[i]["name"] == sc["name"]]
+        mean = summarize_comparisons([{b: s[b] for b in ("isaac", "pipelayer", "gpu")}
+                                      for s in same])
+        out.append({"name": sc["name"], "description": sc["description"],
+                    "networks": len(same), **mean})
+    return out
 
 
 def geomeans(entries: Sequence[dict[str, Any]], shape_rows: Sequence[dict[str, Any]]
@@ -222,6 +294,8 @@ def run_reproduce(quick: bool = False, out: str | os.PathLike[str] = "results", 
         "tolerance": TOLERANCE,
         "workloads": entries, "shape_networks": shape_rows,
         "geomean": geomean, "geomean_with_shapes": geomean_all,
+        "policy_geomean": policy_geomeans(entries),
+        "audit_geomean": audit_geomeans(entries),
         "sweeps": {"values": values, "mode": "search", "retrain_limit": RETRAIN_LIMIT,
                    "points": sweeps},
         "machine": machine(), "seconds": None,

@@ -106,7 +106,7 @@ def evaluate_point(wl: Workload, w: int, u: int, quick: bool, splits: Any, budge
     row["bits_per_neuron"] = mem["bits_per_neuron"]
     row["bytes_per_neuron"] = mem["bits_per_neuron"] / 8
     row["total_bits"] = mem["total_bits"]
-    cmp = compare(final, name=wl.name).to_dict()
+    cmp = compare(final, name=wl.name, policies=()).to_dict()
     row["energy_j"] = cmp["rapidnn"]["energy_j"]
     row["throughput_ips"] = cmp["rapidnn"]["throughput_ips"]
     row["vs"] = {b: {"energy_efficiency": r["energy_efficiency"], "speedup": r["speedup"]}

@@ -151,3 +151,82 @@ def approx_table(workloads: Sequence[dict[str, Any]]) -> Table:
             t.rows.append([e["name"], "exact" if r["bits"] is None else str(r["bits"]),
                            pct(r["accuracy"]), pct(r["agreement"])])
     return t
+
+
+def _pair(r: dict[str, Any] | None) -> list[str]:
+    r = r or {}
+    return [ratio(r.get("energy_efficiency")), ratio(r.get("speedup"))]
+
+
+def _ratio_headers(first: list[str]) -> list[str]:
+    return first + [f"{b} {k}" for b in BASELINES for k in ("energy", "speed")]
+
+
+def policy_table(workloads: Sequence[dict[str, Any]], shapes: Sequence[dict[str, Any]],
+                 geomean: dict[str, Any]) -> Table:
+    """Energy efficiency and speedup over each baseline under every comparison policy."""
+    t = Table(_ratio_headers(["network", "policy"]),
+              title="RAPIDNN vs each baseline under matched policies (docs/hardware.md §9)")
+    for e in [*workloads, *shapes]:
+        for p, per in (e.get("policies") or {}).items():
+            name = e["name"] + (" (shape only)" if e in shapes else "")
+            t.rows.append([name, p, *(x for b in BASELINES for x in _pair(per.get(b)))])
+    for p, per in geomean.items():
+        t.rows.append(["**geometric mean (applications)**", p,
+                       *(x for b in BASELINES for x in _pair(per.get(b)))])
+    t.rows.append(["**paper**", "", *(f"{PAPER[b][k]}x" for b in BASELINES
+                                      for k in ("energy_efficiency", "speedup"))])
+    return t
+
+
+def occupancy_table(workloads: Sequence[dict[str, Any]]) -> Table:
+    """Row occupancy and throughput before (dense layout) and after the mapper, and the check
+    that the simulator and the cost model count the same blocks."""
+    t = Table(["network", "blocks used / available", "row occupancy before", "after",
+               "bound", "inferences/s before", "after", "at full occupancy",
+               "layers with equal blocks (sim = cost model)"],
+              title="mapping: row occupancy (fraction of all chip rows busy on average)")
+    for e in workloads:
+        o, agree = e.get("occupancy"), e.get("blocks_agree")
+        if o is None:
+            continue
+        t.rows.append([e["name"], f"{o['blocks_used']:,} / {o['blocks_available']:,.0f}",
+                       pct(o["before"]), pct(o["after"]), "100.00%",
+                       f"{o['throughput_before_ips']:,.0f}", f"{o['throughput_after_ips']:,.0f}",
+                       f"{o['throughput_at_full_occupancy_ips']:,.0f}",
+                       f"{agree['equal']} / {agree['layers']}" if agree else "-"])
+    return t
+
+
+def audit_table(scenarios: Sequence[dict[str, Any]], title: str) -> Table:
+    """Every audit scenario's ratios, with the paper's as the last row."""
+    t = Table(_ratio_headers(["scenario", "what it assumes"]), title=title)
+    for s in scenarios:
+        t.rows.append([s["name"], s.get("description", ""),
+                       *(x for b in BASELINES for x in _pair(s.get(b)))])
+    t.rows.append(["**paper**", "", *(f"{PAPER[b][k]}x" for b in BASELINES
+                                      for k in ("energy_efficiency", "speedup"))])
+    return t
+
+
+def _changes(best: dict[str, Any] | None) -> str:
+    if best is None:
+        return "none within the sweep"
+    return "; ".join(c["change"] + (f" x{c['factor']:.3g}" if "factor" in c else "")
+                     + (" (plausible)" if c["plausible"] else " (implausible)")
+                     for c in best["changes"]) + f" -> {best['ratio']:.3g}x"
+
+
+def changes_table(audit: dict[str, Any]) -> Table:
+    """Per paper ratio: the default, the closest scenario, and the smallest change sets."""
+    t = Table(["ratio", "paper", "default", "closest scenario", "smallest changes (any design)",
+               "smallest changes to RAPIDNN", "plausibly reached"],
+              title=f"what the paper's ratios would need ({audit['network']})")
+    for key, row in audit["smallest_changes"].items():
+        mine = audit["smallest_rapidnn_changes"][key]
+        close = audit["closest"][key]
+        t.rows.append([key, f"{row['paper']}x", ratio(row["default"]),
+                       f"{close['scenario']} ({ratio(close['ratio'])})", _changes(row["smallest"]),
+                       _changes(mine["smallest"]),
+                       "yes" if row["plausible"] or mine["plausible"] else "no"])
+    return t

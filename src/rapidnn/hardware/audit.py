@@ -27,7 +27,7 @@ from rapidnn.accel.trace import Trace
 from rapidnn.hardware import accounting, policies
 from rapidnn.hardware.estimate import Estimate, EstimateOptions
 from rapidnn.hardware.network import NetworkShape
-from rapidnn.hardware.spec import HardwareSpec, load_hardware
+from rapidnn.hardware.spec import PRESETS, HardwareSpec, load_hardware
 
 PAPER: dict[str, dict[str, float]] = {
     "isaac": {"energy_efficiency": 68.4, "speedup": 48.1},
@@ -116,6 +116,19 @@ class Auditor:
     def __post_init__(self) -> None:
         self.spec = load_hardware("rapidnn")
         self._cache: dict[Any, dict[str, dict[str, float]]] = {}
+        self._estimates: dict[tuple[int, str, str], Estimate] = {}
+
+    def _estimate(self, x: NetworkShape | Trace, hardware: str,
+                  options: EstimateOptions) -> Estimate:
+        """``estimate`` memoised on the options that concern ``hardware`` (a sweep of an
+        ISAAC number does not estimate RAPIDNN again)."""
+        own = {k: v for k, v in options.overrides.items()
+               if k.split(".", 1)[0] == hardware or k.split(".", 1)[0] not in PRESETS}
+        key = (id(x), hardware,
+               options.model_copy(update={"overrides": own}).model_dump_json())
+        if key not in self._estimates:
+            self._estimates[key] = self.estimate(x, hardware, options)
+        return self._estimates[key]
 
     def options(self, sc: Scenario) -> tuple[EstimateOptions, HardwareSpec]:
         upd, ov = accounting.combine(sc.variants, self.spec)
@@ -131,7 +144,7 @@ class Auditor:
                tuple(sorted(sc.overrides)))
         if key not in self._cache:
             opts, spec = self.options(sc)
-            res = policies.evaluate(sc.policy, self.trace, self.shape, self.estimate,
+            res = policies.evaluate(sc.policy, self.trace, self.shape, self._estimate,
                                     self.baselines, opts, spec)
             self._cache[key] = {b: m.ratios for b, m in res.items()}
         return self._cache[key]

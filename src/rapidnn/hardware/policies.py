@@ -23,6 +23,7 @@ latency_rapidnn``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -98,8 +99,10 @@ def _iso_power(estimate: Estimator, trace: Trace, options: EstimateOptions,
     lo_est = estimate(trace, "rapidnn", _with(options, block_budget=least))
     if lo_est.power_w > power_w:
         scale = power_w / lo_est.power_w
-        lo_est.throughput_ips *= scale  # dynamic energy per inference is unchanged
-        notes.append(f"the smallest RAPIDNN mapping draws {lo_est.power_w / scale:.3g} W, more "
+        # a copy (estimates may be cached); dynamic energy per inference is unchanged
+        lo_est = dataclasses.replace(lo_est, throughput_ips=lo_est.throughput_ips * scale,
+                                     notes=list(lo_est.notes))
+        notes.append(f"the smallest RAPIDNN mapping draws {power_w / scale:.3g} W, more "
                      f"than the baseline's {power_w:.3g} W: throughput capped by x{scale:.3g}")
         return lo_est
     lo, hi = least, least * 1e4

@@ -286,11 +286,12 @@ def audit_cmd(
                        ("smallest changes to RAPIDNN", "smallest_rapidnn_changes")):
         console.print(f"[b]{title}[/b]")
         for ratio, row in result[key].items():
-            best = row["smallest"]
+            best = row["smallest_plausible"] or row["smallest"]
             text = "none within the sweep" if best is None else ", ".join(
                 c["change"] + (f" x{c['factor']:.3g}" if "factor" in c else "")
                 for c in best["changes"])
-            verdict = "plausible" if row["plausible"] else "not plausibly"
+            verdict = ("plausible" if row["plausible"] else
+                       "none within the sweep" if best is None else "not plausible")
             console.print(f"  {ratio}: paper {row['paper']}x, default {row['default']:.3g}x; "
                           f"{text} ({verdict})")
     if plot is not None:

@@ -115,7 +115,7 @@ class Comparison:
 def _summary(est: Estimate) -> dict[str, Any]:
     return {"energy_j": est.energy_j, "latency_s": est.latency_s,
             "throughput_ips": est.throughput_ips, "area_mm2": est.area_mm2,
-            "power_w": est.power_w}
+            "power_w": est.power_w, "notes": list(est.notes)}
 
 
 def _mapping_summary(est: Estimate) -> dict[str, Any]:

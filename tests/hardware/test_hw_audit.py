@@ -24,8 +24,12 @@ def test_scenarios_cover_policies_variants_and_structure(result):
     names = {s["name"] for s in result["scenarios"]}
     assert {"default", "policy:iso-area", "policy:iso-power", "policy:filled",
             "policy:precision-matched", "variant:nor-per-block", "variant:ungated",
-            "structure:column-parallel", "favourable:as-published",
-            "unfavourable:filled"} <= names
+            "structure:column-parallel", "favourable-vs-isaac:as-published",
+            "unfavourable-vs-gpu:filled"} <= names
+    by = {s["name"]: s for s in result["scenarios"]}
+    for b in ("isaac", "pipelayer", "gpu"):  # favourable for the baseline it is chosen for
+        assert (by[f"favourable-vs-{b}:as-published"][b]["energy_efficiency"]
+                >= by["default"][b]["energy_efficiency"] * (1 - 1e-9))
     for s in result["scenarios"]:
         for b in ("isaac", "pipelayer", "gpu"):
             assert s[b]["energy_efficiency"] > 0 and s[b]["speedup"] > 0
@@ -57,6 +61,11 @@ def test_smallest_changes_reach_the_paper(result, mnist_trace):
         assert best["ratio"] >= row["paper"] * 0.95, key
         for c in best["changes"]:
             assert isinstance(c["plausible"], bool) and c["plausibility"]
+    for row in result["smallest_rapidnn_changes"].values():  # RAPIDNN's own changes only
+        for c in (row["smallest"] or {"changes": []})["changes"]:
+            assert not c["change"].startswith(("isaac.", "pipelayer.", "gpu.", "policy.",
+                                               "accounting.published-efficiency",
+                                               "accounting.leakage", "accounting.ungated"))
     speed = result["smallest_changes"]["isaac.speedup"]["smallest"]
     assert speed is not None
     # check one answer by evaluating it from scratch

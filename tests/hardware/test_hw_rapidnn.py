@@ -23,9 +23,11 @@ def test_energy_is_sum_of_events(rapidnn_spec):
                     product_writes=32.0, additions={8: 16.0, 9: 8.0, 10: 4.0},
                     nor_cycles=1000.0, am_searches=4.0, am_rows=4, am_bits=16,
                     bits_moved_block=200.0, bits_moved_tile=8.0, pool_searches=0.0)
-    est = M.estimate(Trace(batch=1, layers=[lt]), rapidnn_spec, EstimateOptions())
+    est = M.estimate(Trace(batch=1, layers=[lt]), rapidnn_spec,
+                     EstimateOptions(mapping="dense"))
     fj = 1e-15
-    expected = (1000 * 22.115 + 32 * 8 * 3.45 + 32 * 8 * 22.115 + 200 * 44.23
+    broadcast = 8 * 2  # one 2-bit input code per row of the one block (4 values in one row)
+    expected = (1000 * 22.115 + 32 * 8 * 3.45 + 32 * 8 * 22.115 + (200 + broadcast) * 44.23
                 + 4 * 4 * 16 * 303.5) * fj + 8 * 0.081e-12
     assert est.energy_j == pytest.approx(expected)
     assert est.static_energy_j == 0.0
@@ -46,10 +48,8 @@ def test_dense_layout_of_an_fc_layer(rapidnn_spec, fc_layer):
     assert m.am_blocks == 1  # one shared threshold set, held by every block's AM
     assert c.time.mul == pytest.approx(784 * 2e-9)
     depth = math.ceil(math.log2(783 + 1))
-    n_add = sum(lt.additions.values())
-    c_bar = lt.nor_cycles / n_add
-    w_bar = sum(k * c for k, c in lt.additions.items()) / n_add
-    assert c.time.add == pytest.approx(22 * depth * (c_bar + 2 * w_bar) * 0.946e-9)
+    path = sum((13 + 2) * min(8 + i, 16) for i in range(depth))  # 13 NOR cycles per bit
+    assert c.time.add == pytest.approx(22 * path * 0.946e-9)
     assert c.time.act == pytest.approx(math.ceil(512 / m.blocks) * (0.2e-9 + 1e-9))
 
 
@@ -78,7 +78,10 @@ def test_row_split_adds_partial_sums(rapidnn_spec, fc_layer):
     assert four.lmap.row_blocks == 4 and four.lmap.rows_per_block == 196
     assert four.time.mul == pytest.approx(one.time.mul / 4)
     assert four.extra["rna_block.nor_cycle"] == pytest.approx(64 * 3 * 13 * 16)
-    assert not one.extra
+    assert "rna_block.nor_cycle" not in one.extra
+    # both send every block the input code of each row it uses: 64 values x 784 rows x 4 bits
+    assert one.extra["rna_block.transfer_bit"] == pytest.approx(64 * 784 * 4)
+    assert four.extra["rna_block.transfer_bit"] == pytest.approx(64 * 784 * 4 + 64 * 3 * 16)
 
 
 def test_candidates_are_pareto(rapidnn_spec, fc_layer):
@@ -130,8 +133,9 @@ def test_static_power_is_charged_per_inference(mnist_trace, rapidnn_spec):
     est = estimate_network(mnist_trace, leaky)
     assert est.static_energy_j == pytest.approx(32 * 0.01 / est.throughput_ips)
     ungated = estimate_network(mnist_trace, rapidnn_spec, {"gating": "ungated"})
+    rated = R.peak_figures(rapidnn_spec)[1]  # the chip at its rated power all the time
+    assert ungated.energy_j == pytest.approx(rated / ungated.throughput_ips)
     tile_w = rapidnn_spec.value("controller_static_w_per_tile")
-    assert ungated.static_energy_j == pytest.approx(32 * tile_w / ungated.throughput_ips)
     leak = estimate_network(mnist_trace, rapidnn_spec, {"gating": "leakage"})
     tiles = math.ceil(leak.units_used / 256)
     assert leak.static_energy_j == pytest.approx(tiles * tile_w / leak.throughput_ips)

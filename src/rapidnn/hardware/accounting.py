@@ -1,17 +1,19 @@
 """Accounting variants: the choices of how an event is charged, as named, sourced options.
 
-Each :class:`Variant` changes how energy is counted, never the work done; the default of every
-choice is the first reading below (docs/hardware.md §8 has the reasoning, the sources memo the
+Each :class:`Variant` changes how energy is counted, never the work done (the RAPIDNN mapper,
+whose objective sees energy, may then pick another layout); the default of every choice is the
+first reading below (docs/hardware.md §8 has the reasoning, the sources memo the
 numbers). A variant is an update of :class:`EstimateOptions` plus spec overrides (computed from
 the RAPIDNN spec, so the values stay those of the preset), and variants combine.
 
-* ``nor-per-block``: DUAL's per-operation energies (NOR step, row write, transfer) read as the
-  cost of one block-wide operation over ``proc_rows`` rows instead of one row (÷ 1024). FloatPIM's
-  formulas charge E_NOR per row; which DUAL meant is unverified.
-* ``leakage`` / ``ungated``: static power (``EstimateOptions.gating``): idle CMOS periphery leaks
-  (ISAAC 7.8 % of rated power from PUMA's leakage constants; RAPIDNN the controllers of the
-  tiles in use), or ISAAC's own fixed-power model (rated power all the time; RAPIDNN's
-  controllers on every tile).
+* ``nor-per-block``: DUAL's per-operation energies (NOR step, transfer) read as the cost of one
+  block-wide operation over ``proc_rows`` rows instead of one row (÷ 1024; row writes stay).
+  FloatPIM's formulas charge E_NOR per row; which DUAL meant is unverified.
+* ``leakage`` / ``ungated``: static power (``EstimateOptions.gating``), the same rule for both
+  sides: the periphery of the units in use leaks (ISAAC 7.8 % of rated power from PUMA's
+  leakage constants × its share of crossbars in use; RAPIDNN the controllers of the tiles in
+  use), or every chip draws its rated power all the time (ISAAC's own fixed-power model; RAPIDNN
+  its power at peak, ``chip_summary``).
 * ``entry-exact``: product-table entries at the smallest width that holds the table's products.
 * ``read-sense-amp``: a table read pays a sense amplifier per bit (NVSim, 125.6 fJ at 32 nm).
 * ``search-published-cam``: an associative search costs a published CAM figure per row-bit
@@ -42,6 +44,7 @@ class Variant:
     options: Mapping[str, Any] = field(default_factory=dict)
     overrides: Callable[[HardwareSpec], Overrides] | None = None
     plausibility: str = ""
+    side: str = "rapidnn"  # whose accounting it changes: rapidnn, baselines or both
 
     def overrides_for(self, rapidnn: HardwareSpec) -> Overrides:
         return dict(self.overrides(rapidnn)) if self.overrides is not None else {}
@@ -58,9 +61,11 @@ def _unit(spec: HardwareSpec, action: str) -> str:
 
 
 def _per_block(spec: HardwareSpec) -> Overrides:
+    """NOR steps and transfers are block-wide (row-parallel) operations; a product write touches
+    one row, so its energy stays per row."""
     rows = spec.value("proc_rows")
     return {f"rapidnn.rna_block.energy.{a}": _energy(spec, a) / rows
-            for a in ("nor_cycle", "write_bit", "transfer_bit")}
+            for a in ("nor_cycle", "transfer_bit")}
 
 
 def _sense_amp(spec: HardwareSpec) -> Overrides:
@@ -74,23 +79,25 @@ def _published_cam(spec: HardwareSpec) -> Overrides:
 
 
 VARIANTS: dict[str, Variant] = {v.name: v for v in (
-    Variant("nor-per-block", "NOR, row-write and transfer energy per block-wide operation "
-            "(÷ proc_rows) instead of per row",
+    Variant("nor-per-block", "NOR and transfer energy per block-wide operation (÷ proc_rows) "
+            "instead of per row",
             "DUAL (MICRO 2020) Table III energies, units unverified (sources memo 2, 5); "
             "FloatPIM charges E_NOR per row", "assumed", overrides=_per_block,
             plausibility="implausible as the default: FloatPIM's formulas charge one NOR per "
             "row, and a MAGIC gate that switches a cell costs ~100 fJ (1 V, 10 kOhm, 1 ns), "
             "about 5000x the 0.02 fJ per row this reading implies"),
-    Variant("leakage", "idle CMOS periphery leaks (ISAAC 7.8% of rated power; RAPIDNN "
-            "controllers of the tiles in use)",
+    Variant("leakage", "idle CMOS periphery of the units in use leaks (ISAAC 7.8% of its rated "
+            "power times the share of crossbars in use; RAPIDNN the controllers of the tiles in "
+            "use)",
             "PUMA leakage constants applied to ISAAC (isaac.idle_leakage_fraction); RAPIDNN "
             "controller_static_w_per_tile", "derived", options={"gating": "leakage"},
+            side="both",
             plausibility="plausible: leakage of ADCs, eDRAM and routers is real unless they "
             "are power-gated"),
-    Variant("ungated", "no power gating: ISAAC draws its rated 65.8 W all the time (its own "
-            "fixed-power model); RAPIDNN's controllers leak on every tile",
+    Variant("ungated", "no power gating: every chip draws its rated power all the time (ISAAC "
+            "65.8 W, its own fixed-power model; RAPIDNN its power at peak)",
             "ISAAC Table I power; CiMLoop's ISAAC model notes 'ISAAC used a simple fixed-power "
-            "model'", "published-secondary", options={"gating": "ungated"},
+            "model'", "published-secondary", options={"gating": "ungated"}, side="both",
             plausibility="plausible for ISAAC as published (energy = power x time); harsh for "
             "a gated implementation"),
     Variant("entry-exact", "product-table entries at the smallest width holding the table's "
@@ -110,6 +117,7 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("published-efficiency", "ISAAC and PipeLayer energy = 2 x MACs / published GOPS/W",
             "ISAAC 380.7 GOPS/W, PipeLayer 142.9 GOPS/W as quoted by PipeLayer Sec. 6.6",
             "published-secondary", options={"baseline_energy": "published_efficiency"},
+            side="baselines",
             plausibility="plausible: each baseline's own published figure"),
 )}
 

@@ -68,7 +68,8 @@ def assemble(spec: HardwareSpec, network: str, costs: list[LayerCost], units_per
     inference is ``static_w × chips / throughput`` (None: the spec's leakage); a design with a
     ``rated_w`` chip power draws, under ``gating="ungated"``, at least that all the time
     (``E = max(E_dyn + E_static, rated_w × chips / throughput)``) and, under ``"leakage"``,
-    ``idle_leakage_fraction × rated_w`` on top of its dynamic energy.
+    ``idle_leakage_fraction × rated_w × used / available`` on top of its dynamic energy (the
+    units in use leak, as RAPIDNN's tiles in use do).
     """
     notes = list(notes or [])
     stages = [c.stage for c in costs if c.stage is not None]
@@ -97,11 +98,12 @@ def assemble(spec: HardwareSpec, network: str, costs: list[LayerCost], units_per
     static_w = (spec.leakage_w() if static_w is None else static_w) * chips
     static_e = static_w / thr if finite else 0.0
     dyn = sum(layer.energy_j for layer in layers)
+    used = sum(s.units * r for s, r in zip(stages, reps, strict=True))
     if options.gating == "ungated" and rated_w and finite:
         static_e = max(static_e, rated_w * chips / thr - dyn)
-    elif options.gating == "leakage" and rated_w and finite:
-        static_e += spec.value("idle_leakage_fraction") * rated_w * chips / thr
-    used = sum(s.units * r for s, r in zip(stages, reps, strict=True))
+    elif options.gating == "leakage" and rated_w and finite and budget:
+        share = used / budget
+        static_e += spec.value("idle_leakage_fraction") * rated_w * chips * share / thr
     return Estimate(
         hardware=spec.name, model=spec.model, network=network, layers=layers,
         energy_j=dyn + static_e, static_energy_j=static_e, latency_s=lat, throughput_ips=thr,

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from rapidnn.accel.trace import LayerTrace, Trace
+from rapidnn.accel.trace import Trace
 from rapidnn.hardware import pipeline
 from rapidnn.hardware import rapidnn as R
 from rapidnn.hardware.common import LayerCost, assemble, chips_for, event_energy
@@ -132,12 +132,14 @@ def search(options: Sequence[Sequence[Candidate]], caps: Sequence[int], budget: 
         return (e, t) if objective == "energy" else (e * t, t)
 
     best = min(feasible, key=score)
-    return _polish(best, options, caps, budget, objective)
+    polished = _polish(best, options, caps, budget, objective)
+    return polished if score(polished) <= score(best) else best
 
 
 def _polish(m: Mapping, options: Sequence[Sequence[Candidate]], caps: Sequence[int],
             budget: float, objective: Objective) -> Mapping:
-    """Give the blocks left over to the bottleneck stages (latency and edp objectives)."""
+    """Give the blocks left over to the bottleneck stages (latency and edp objectives; the
+    caller keeps the result only if it scores no worse)."""
     if objective == "energy":
         return m
     stages = [pipeline.Stage(str(i), c.work_s if c.blocks else 0.0, c.blocks,
@@ -151,7 +153,7 @@ def _polish(m: Mapping, options: Sequence[Sequence[Candidate]], caps: Sequence[i
 
 
 # ------------------------------------------------------------------- estimate
-def _layer_report(lt: LayerTrace, c: Candidate, dense: int, copies: int) -> dict[str, Any]:
+def _layer_report(c: Candidate, dense: int, copies: int) -> dict[str, Any]:
     m = c.lmap
     return {"blocks": dense, "values_per_row": m.values_per_row,
             "max_values_per_row": m.max_values_per_row, "row_split": m.row_blocks,
@@ -170,6 +172,8 @@ def estimate(trace: Trace, spec: HardwareSpec, options: EstimateOptions,
     sizes = R.block_sizes(spec)
     per_chip = R.blocks_per_chip(spec)
     per_tile = spec.value("blocks_per_tile")
+    if per_chip < 1:
+        raise ValueError("the RAPIDNN chip has no blocks (tiles_per_chip x blocks_per_tile < 1)")
     notes: list[str] = []
     if trace.config.get("synthetic"):
         notes.append("synthetic trace (rapidnn.hardware.rapidnn.synthetic_trace), not simulated")
@@ -192,19 +196,24 @@ def estimate(trace: Trace, spec: HardwareSpec, options: EstimateOptions,
     events = [R.layer_events(spec, lt, options.entry_width) for lt in trace.layers]
     dyn_base = sum(event_energy(spec, ev)[0] for ev in events)
     tile_w = spec.value("controller_static_w_per_tile")
-    all_tiles = budget / per_tile
 
     leak_w = spec.leakage_w() * chips  # component leakage of the whole chips (0 in the preset)
 
+    # ungated: the silicon of the budget draws the chip's rated (peak) power all the time
+    rated_w = (R.peak_figures(spec)[1] * budget / per_chip if options.gating == "ungated"
+               else 0.0)
+
     def static_w(m: Mapping) -> float:
-        """Static power: component leakage plus the controllers the gating policy charges."""
+        """Static power: component leakage plus, under "leakage", the controllers of the tiles
+        in use (under "ungated" the chips draw their rated power instead, as ISAAC's do)."""
         if options.gating == "leakage":
             return leak_w + tile_w * math.ceil(m.blocks / per_tile)
-        return leak_w + (tile_w * all_tiles if options.gating == "ungated" else 0.0)
+        return leak_w
 
     def energy(m: Mapping) -> float:
         extra = sum(event_energy(spec, c.extra)[0] for c in m.choice)
-        return dyn_base + extra + static_w(m) * m.period_s
+        e = dyn_base + extra + static_w(m) * m.period_s
+        return max(e, rated_w * m.period_s)
 
     sub = [opts[i] for i in active]
     if options.mapping == "search":
@@ -231,10 +240,10 @@ def estimate(trace: Trace, spec: HardwareSpec, options: EstimateOptions,
             reps_all.append(r)
             busy += c.lmap.rows_used * c.work_s
         costs.append(LayerCost(lt.name, lt.kind, ev, stage,
-                               mapping=_layer_report(lt, c, dense[i].blocks, r)))
+                               mapping=_layer_report(c, dense[i].blocks, r)))
     est = assemble(spec, network or str(trace.config.get("name", "trace")), costs, per_chip,
                    options, notes, reps=reps_all, chips=chips, budget=budget,
-                   static_w=static_w(chosen) / chips)
+                   static_w=static_w(chosen) / chips, rated_w=rated_w / chips or None)
     if options.block_budget is not None:  # the silicon of the budget, not of whole chips
         est.area_mm2 = budget * spec.chip_area_mm2() / per_chip
     period = chosen.period_s

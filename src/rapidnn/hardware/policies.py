@@ -3,18 +3,18 @@
 A policy fixes what the two designs share (docs/hardware.md §9); every policy is a function of
 (trace, network shape, options) and all of them run in one call (:func:`evaluate_all`):
 
-* ``as-published``: each chip at its own size, replication policy ("balanced") and precision
-  (ISAAC/PipeLayer at 16-bit operands, RAPIDNN at its codes);
+* ``as-published``: each chip at its own size, replication policy (the options', "balanced" by
+  default) and precision (ISAAC/PipeLayer at 16-bit operands, RAPIDNN at its codes);
 * ``iso-area``: RAPIDNN gets the baseline's silicon area (``area / area per RNA block`` blocks,
   tile periphery included); the GPU has no modelled area, so it stays as published;
-* ``iso-power``: RAPIDNN gets the largest block budget whose average power does not exceed the
-  baseline's; when even the smallest mapping draws more, its throughput is scaled down to the
-  baseline's power (a power-capped chip);
+* ``iso-power``: RAPIDNN gets the blocks whose rated (peak) power equals the baseline's rated
+  chip power (ISAAC's component table, the GPU's board power, PipeLayer's events at peak: it
+  publishes none); the same power budget, not the same average power on one network;
 * ``filled``: every design replicates over its whole chip ("fill": copies also serve other
   inferences);
 * ``precision-matched``: the baselines at the composed model's operand widths
   (``ceil(log2 w)``-bit weights, ``ceil(log2 u)``-bit inputs; the GPU at one byte per value)
-  instead of 16 bits.
+  instead of 16 bits (activations too).
 
 Ratios above 1 favour RAPIDNN: ``energy_efficiency = E_base / E_rapidnn`` (per inference),
 ``speedup = throughput_rapidnn / throughput_base``, ``latency_ratio = latency_base /
@@ -23,7 +23,6 @@ latency_rapidnn``.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -68,7 +67,7 @@ class Matchup:
                 "baseline": {"energy_j": b.energy_j, "throughput_ips": b.throughput_ips,
                              "latency_s": b.latency_s, "power_w": b.power_w,
                              "area_mm2": b.area_mm2, "units_used": b.units_used},
-                "notes": list(self.notes)}
+                "notes": [*self.notes, *r.notes, *b.notes]}
 
 
 def operand_bits(trace: Trace) -> tuple[int, int]:
@@ -79,10 +78,12 @@ def operand_bits(trace: Trace) -> tuple[int, int]:
 
 
 def precision_overrides(trace: Trace) -> dict[str, float]:
-    """Overrides that run ISAAC, PipeLayer and the GPU at the composed operand widths."""
+    """Overrides that run ISAAC, PipeLayer and the GPU at the composed operand widths (weights,
+    inputs and the activations they buffer and move)."""
     wb, ub = operand_bits(trace)
-    return {"isaac.weight_bits": wb, "isaac.input_bits": ub, "pipelayer.weight_bits": wb,
-            "pipelayer.input_spikes": ub, "gpu.bytes_per_value": math.ceil(max(wb, ub) / 8)}
+    return {"isaac.weight_bits": wb, "isaac.input_bits": ub, "isaac.activation_bits": ub,
+            "pipelayer.weight_bits": wb, "pipelayer.input_spikes": ub,
+            "pipelayer.activation_bits": ub, "gpu.bytes_per_value": math.ceil(max(wb, ub) / 8)}
 
 
 def _with(options: EstimateOptions, **update: Any) -> EstimateOptions:
@@ -93,35 +94,16 @@ def _area_per_block(spec: HardwareSpec) -> float:
     return spec.chip_area_mm2() / R.blocks_per_chip(spec)
 
 
-def _iso_power(estimate: Estimator, trace: Trace, options: EstimateOptions,
-               power_w: float, least: float, notes: list[str]) -> Estimate:
-    """The largest budget (geometric bisection) whose RAPIDNN power stays at ``power_w``."""
-    lo_est = estimate(trace, "rapidnn", _with(options, block_budget=least))
-    if lo_est.power_w > power_w:
-        scale = power_w / lo_est.power_w
-        # a copy (estimates may be cached); dynamic energy per inference is unchanged
-        lo_est = dataclasses.replace(lo_est, throughput_ips=lo_est.throughput_ips * scale,
-                                     notes=list(lo_est.notes))
-        notes.append(f"the smallest RAPIDNN mapping draws {power_w / scale:.3g} W, more "
-                     f"than the baseline's {power_w:.3g} W: throughput capped by x{scale:.3g}")
-        return lo_est
-    lo, hi = least, least * 1e4
-    hi_est = estimate(trace, "rapidnn", _with(options, block_budget=hi))
-    if hi_est.power_w <= power_w:
-        notes.append(f"RAPIDNN saturates below the baseline's power ({hi_est.power_w:.3g} W of "
-                     f"{power_w:.3g} W) at a budget of {hi:.3g} blocks")
-        return hi_est
-    best = lo_est
-    for _ in range(24):
-        mid = math.sqrt(lo * hi)
-        est = estimate(trace, "rapidnn", _with(options, block_budget=mid))
-        if est.power_w <= power_w:
-            lo, best = mid, est
-        else:
-            hi = mid
-        if hi / lo < 1.02:
-            break
-    return best
+def rated_power_w(name: str, options: EstimateOptions) -> tuple[float, str]:
+    """A design's rated chip power (its power budget) and where it comes from: ISAAC's
+    component table, the GPU's board power, RAPIDNN's and PipeLayer's events at peak
+    (``chip_summary``; PipeLayer publishes no chip power)."""
+    from rapidnn.hardware import _overrides_for, chip_summary, load_hardware
+
+    spec = load_hardware(name)
+    spec = spec.with_overrides(_overrides_for(spec, options.overrides))
+    summary = chip_summary(spec)
+    return float(summary["power_w"]), str(summary["power_basis"])
 
 
 def evaluate(policy: str, trace: Trace, shape: NetworkShape, estimate: Estimator,
@@ -132,7 +114,7 @@ def evaluate(policy: str, trace: Trace, shape: NetworkShape, estimate: Estimator
     if policy not in POLICIES:
         raise ValueError(f"unknown comparison policy {policy!r}; choose from "
                          f"{', '.join(POLICIES)}")
-    opts = _with(options or EstimateOptions(), replication="balanced")
+    opts = options or EstimateOptions()  # as published: the options' replication (balanced)
     if policy == "filled":
         opts = _with(opts, replication="fill")
     base_opts = opts
@@ -154,8 +136,16 @@ def evaluate(policy: str, trace: Trace, shape: NetworkShape, estimate: Estimator
             else:
                 notes.append(f"{name} has no modelled area: as published")
         elif policy == "iso-power":
-            least = estimate(trace, "rapidnn", _with(opts, block_budget=1)).units_available
-            r = _iso_power(estimate, trace, opts, other.power_w, least, notes)
+            spec = rapidnn_spec
+            assert spec is not None, "iso-power needs the RAPIDNN spec"
+            mine_w, _ = rated_power_w("rapidnn", opts)
+            theirs_w, basis = rated_power_w(name, base_opts)
+            theirs_w *= other.chips
+            budget = theirs_w / (mine_w / R.blocks_per_chip(spec))
+            r = estimate(trace, "rapidnn", _with(opts, block_budget=budget))
+            notes.append(f"RAPIDNN on a {theirs_w:.3g} W budget ({name}'s {basis}) = "
+                         f"{budget:,.0f} blocks at {mine_w / R.blocks_per_chip(spec) * 1e3:.3g} "
+                         "mW each (events at peak)")
         out[name] = Matchup(r, other, notes)
     return out
 

@@ -11,17 +11,18 @@ Energy per inference
     ``E = nor_cycles·E_nor + lookups·B·E_read + product_writes·B·E_write
     + bits_moved_block·E_transfer + (am_searches·am_rows·am_bits
     + pool_searches·window·code_bits)·E_search + bits_moved_tile·E_link + static``, plus the
-    partial-sum additions a row split adds (``(k − k_min)`` A-bit additions per value).
+    partial-sum additions a row split adds (``(k − k_min)`` A-bit additions per value) and the
+    input codes sent to the processing blocks (``P · blocks · L_k · stacks_used · log2 u`` bits).
 
 Time per output position of a layout (S values per row, k row blocks, map ``m``)
     ``t_mul = L_k · stacks_used · (t_read + t_write)`` (one table read and one row write per
     product row; all blocks in parallel);
-    ``t_add = lanes · (D · (c̄ + k_tr · w̄) + serial) · T_nor`` with ``D = ceil(log2(n_a + 1))``
-    levels of a binary adder tree over the ``n_a`` additions per value (trace, plus the split's),
-    ``c̄`` NOR cycles and ``w̄`` bits per addition, ``k_tr`` transfer cycles per bit, ``serial``
-    the NOR cycles of additions that cannot overlap (counter increments of the counting
-    strategy); ``lanes = S`` when the S slots of a row add one after another
-    (``column_parallel = 0``), 1 otherwise;
+    ``t_add = lanes · (Σ_{i<D} (c_bit + k_tr) · min(B + i, A_max) + serial / k) · T_nor`` over
+    the ``D = ceil(log2(n_a + 1))`` levels of a binary adder tree of the ``n_a`` additions per
+    value (trace, plus the split's), ``c_bit`` the trace's NOR cycles per added bit, ``k_tr``
+    transfer cycles per bit, ``serial`` the NOR cycles of additions that cannot overlap (counter
+    increments of the counting strategy, shared by the k row blocks); ``lanes = S`` when the S
+    slots of a row add one after another (``column_parallel = 0``), 1 otherwise;
     ``t_act = ceil(V / AM units) · segments · (t_search + t_read)`` (a shared threshold set is
     held by every block of the layer, per-value sets by their AM blocks);
     ``t_pool = ceil(V / pool blocks) · t_search``;
@@ -146,12 +147,21 @@ def _split_additions(spec: HardwareSpec, d: LayerDemand, m: LayerMap) -> tuple[f
 
 
 def layout_events(spec: HardwareSpec, lt: LayerTrace, d: LayerDemand, m: LayerMap) -> Events:
-    """Events a layout adds to the trace's: the partial sums of extra row blocks."""
-    adds, cycles = _split_additions(spec, d, m)
-    if not adds:
+    """Events a layout adds to the trace's: the partial sums of extra row blocks, and the input
+    codes every processing block needs (one per row it uses: a layout spread over more blocks
+    sends the same codes to more blocks). The one-off writes of replicated tables are not
+    charged (they are not per inference)."""
+    if not m.proc_blocks:
         return {}
+    adds, cycles = _split_additions(spec, d, m)
     n = d.values * d.positions
-    return {"rna_block.nor_cycle": n * cycles, "rna_block.transfer_bit": n * adds * d.acc_bits}
+    stacks_used = min(m.stacks, math.ceil(d.values / max(1, m.values_per_row)))
+    u = lt.input_clusters or _int(spec, "synthetic_input_clusters")
+    broadcast = d.positions * m.proc_blocks * m.rows_per_block * stacks_used * code_bits(u)
+    ev: Events = {"rna_block.transfer_bit": n * adds * d.acc_bits + broadcast}
+    if adds:
+        ev["rna_block.nor_cycle"] = n * cycles
+    return ev
 
 
 # ----------------------------------------------------------------------- time
@@ -171,21 +181,28 @@ class PositionTime:
 
 
 def _tree_time(spec: HardwareSpec, lt: LayerTrace, d: LayerDemand, m: LayerMap) -> float:
-    """Critical path of one value's additions, ``(D · (c̄ + k_tr · w̄) + serial) · T_nor``."""
+    """Critical path of one value's additions: level i of the binary tree adds
+    ``min(B + i, A_max)``-bit operands, ``(c_bit + k_tr) · width`` cycles each (``c_bit`` = the
+    trace's NOR cycles per added bit), over ``D = ceil(log2(n_a + 1))`` levels, plus the serial
+    counter increments of the counting strategy (shared by the row blocks they are split over)."""
     t_nor = _lat(spec, "nor_cycle")
+    k_tr = spec.value("transfer_cycles_per_bit")
     n = max(1, lt.neurons)
-    serial_adds = d.serial_adds * n
-    n_adds = sum(lt.additions.values()) - serial_adds
+    tree = dict(lt.additions)
+    if d.serial_adds and d.serial_bits in tree:
+        tree[d.serial_bits] = max(0.0, tree[d.serial_bits] - d.serial_adds * n)
+    n_adds = sum(tree.values())
+    bits = sum(k * c for k, c in tree.items())
     cycles = lt.nor_cycles - d.serial_cycles * n
-    extra_adds, extra_cycles = _split_additions(spec, d, m)
-    serial = d.serial_cycles
+    extra_adds, _ = _split_additions(spec, d, m)
+    serial = d.serial_cycles / max(1, m.row_blocks)
     if n_adds > 0 or extra_adds > 0:
-        bits = sum(k * c for k, c in lt.additions.items()) - serial_adds * d.serial_bits
-        n_a = n_adds / n + extra_adds
-        c_bar = (cycles / n + extra_cycles) / n_a
-        w_bar = (bits / n + extra_adds * d.acc_bits) / n_a
-        depth = math.ceil(math.log2(n_a + 1))
-        return (depth * (c_bar + spec.value("transfer_cycles_per_bit") * w_bar) + serial) * t_nor
+        per_bit = cycles / bits if bits > 0 else spec.value("nor_cycles_per_bit")
+        widths = sorted(k for k, c in tree.items() if c > 0) or [d.acc_bits]
+        lo, hi = widths[0], max(widths[-1], d.acc_bits if extra_adds else 0)
+        depth = math.ceil(math.log2(n_adds / n + extra_adds + 1))
+        path = sum((per_bit + k_tr) * min(lo + i, hi) for i in range(depth))
+        return (path + serial) * t_nor
     return max(0.0, lt.nor_cycles / n) * t_nor  # no breakdown: the value's cycles run serially
 
 

@@ -73,6 +73,8 @@ def test_estimate_reports_the_chosen_mapping(mnist_trace, rapidnn_spec):
         assert 1 <= m["values_per_row"] <= m["max_values_per_row"]
         assert m["t_pos_s"] == pytest.approx(sum(m["time_split_s"].values()))
     assert est.units_used == sum(lay.mapping["blocks_used"] for lay in est.layers)
+    assert sum(lay.mapping["row_occupancy"] for lay in est.layers) == pytest.approx(
+        est.row_occupancy)
     budget = M.estimate(mnist_trace, rapidnn_spec, EstimateOptions(block_budget=500))
     assert budget.units_used <= 500 and budget.units_available == 500
 

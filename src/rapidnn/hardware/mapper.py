@@ -248,5 +248,10 @@ def estimate(trace: Trace, spec: HardwareSpec, options: EstimateOptions,
         est.area_mm2 = budget * spec.chip_area_mm2() / per_chip
     period = chosen.period_s
     if period > 0:
-        est.row_occupancy = busy / (budget * spec.value("proc_rows") * period)
+        rows = budget * spec.value("proc_rows") * period
+        est.row_occupancy = busy / rows
+        for lay in est.layers:  # each layer's share of the chip's busy row-seconds
+            m = lay.mapping
+            if m and lay.units:
+                m["row_occupancy"] = m["rows_used"] * lay.stage_time_s * lay.replicas / rows
     return est

@@ -210,6 +210,7 @@ def tornado_plot(audit: Mapping[str, Any], path: Path | str, top: int = 12) -> P
     os.close(fd)
     try:
         _save(fig, Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a plot is an ordinary output file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

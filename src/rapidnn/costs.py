@@ -134,17 +134,14 @@ def compare(composed: ComposedModel, baselines: Iterable[str] = BASELINES,
     """Energy-efficiency improvement and speedup of RAPIDNN over each baseline, as published
     and under every matched policy (``rapidnn.hardware.policies``), in one run."""
     trace = trace or model_trace(composed, inputs)
-    opts = _options(config)
+    opts = EstimateOptions.coerce(config)
     mine = estimate_network(trace, "rapidnn", opts)
     before = estimate_network(trace, "rapidnn", opts.model_copy(update={"mapping": "dense"}))
     shape = NetworkShape.from_trace(trace, name=name)
     names = list(baselines)
     others = {b: estimate_network(shape, b, opts) for b in names}
-    spec = load_hardware("rapidnn")
-    mine_overrides = {k.split(".", 1)[1]: v for k, v in opts.overrides.items()
-                      if k.startswith("rapidnn.")}
-    per_policy = evaluate_all(trace, shape, estimate_network, policies, names, opts,
-                              spec.with_overrides(mine_overrides))
+    spec = load_hardware("rapidnn").with_own_overrides(opts.overrides)
+    per_policy = evaluate_all(trace, shape, estimate_network, policies, names, opts, spec)
     return Comparison(name, mine, others, trace, before, per_policy)
 
 
@@ -156,10 +153,5 @@ def audit(composed: ComposedModel, trace: Trace | None = None,
     """The audit of the paper's ratios on ``composed`` (``rapidnn.hardware.audit``)."""
     trace = trace or model_trace(composed, inputs)
     shape = NetworkShape.from_trace(trace, name=name)
-    return run_audit(trace, shape, estimate_network, _options(config), sweep_keys, factors)
-
-
-def _options(config: EstimateOptions | Mapping[str, Any] | None) -> EstimateOptions:
-    if isinstance(config, EstimateOptions):
-        return config
-    return EstimateOptions.model_validate(dict(config or {}))
+    return run_audit(trace, shape, estimate_network, EstimateOptions.coerce(config), sweep_keys,
+                     factors)

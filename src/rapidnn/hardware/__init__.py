@@ -56,20 +56,6 @@ __all__ = [
 HardwareLike = str | Path | HardwareSpec
 
 
-def _options(config: EstimateOptions | Mapping[str, Any] | None) -> EstimateOptions:
-    if isinstance(config, EstimateOptions):
-        return config
-    return EstimateOptions.model_validate(dict(config or {}))
-
-
-def _overrides_for(spec: HardwareSpec, overrides: Mapping[str, float]) -> dict[str, float]:
-    """The overrides that apply to ``spec``: unprefixed keys and keys prefixed with its name or
-    model; keys prefixed with another preset's name are for another architecture."""
-    mine = {spec.name, spec.model}
-    return {k: v for k, v in overrides.items()
-            if not (k.split(".", 1)[0] in PRESETS and k.split(".", 1)[0] not in mine)}
-
-
 def estimate_network(shape_or_trace: NetworkShape | Trace, hardware: HardwareLike = "rapidnn",
                      config: EstimateOptions | Mapping[str, Any] | None = None) -> Estimate:
     """Estimate one network on one architecture.
@@ -82,9 +68,9 @@ def estimate_network(shape_or_trace: NetworkShape | Trace, hardware: HardwareLik
     whole comparison.
     """
     spec = load_hardware(hardware)
-    opts = _options(config)
+    opts = EstimateOptions.coerce(config)
     if opts.overrides:
-        spec = spec.with_overrides(_overrides_for(spec, opts.overrides))
+        spec = spec.with_own_overrides(opts.overrides)
     if spec.model == "rapidnn":
         if isinstance(shape_or_trace, NetworkShape):
             trace = rapidnn.synthetic_trace(shape_or_trace, spec)

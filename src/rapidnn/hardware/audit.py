@@ -27,7 +27,7 @@ from rapidnn.accel.trace import Trace
 from rapidnn.hardware import accounting, policies
 from rapidnn.hardware.estimate import Estimate, EstimateOptions
 from rapidnn.hardware.network import NetworkShape
-from rapidnn.hardware.spec import PRESETS, HardwareSpec, load_hardware
+from rapidnn.hardware.spec import PRESETS, HardwareSpec, load_hardware, overrides_for
 
 PAPER: dict[str, dict[str, float]] = {
     "isaac": {"energy_efficiency": 68.4, "speedup": 48.1},
@@ -114,12 +114,8 @@ class Auditor:
     baselines: tuple[str, ...] = policies.BASELINES
 
     def __post_init__(self) -> None:
-        from rapidnn.hardware import _overrides_for
-
-        self.specs = {}
-        for name in PRESETS:
-            spec = load_hardware(name)
-            self.specs[name] = spec.with_overrides(_overrides_for(spec, self.base.overrides))
+        self.specs = {name: load_hardware(name).with_own_overrides(self.base.overrides)
+                      for name in PRESETS}
         self.spec = self.specs["rapidnn"]  # variants start from the user's numbers
         self._cache: dict[Any, dict[str, dict[str, float]]] = {}
         self._estimates: dict[tuple[int, str, str], Estimate] = {}
@@ -128,8 +124,7 @@ class Auditor:
                   options: EstimateOptions) -> Estimate:
         """``estimate`` memoised on the options that concern ``hardware`` (a sweep of an
         ISAAC number does not estimate RAPIDNN again)."""
-        own = {k: v for k, v in options.overrides.items()
-               if k.split(".", 1)[0] == hardware or k.split(".", 1)[0] not in PRESETS}
+        own = overrides_for({hardware}, options.overrides)
         key = (id(x), hardware,
                options.model_copy(update={"overrides": own}).model_dump_json())
         if key not in self._estimates:
@@ -141,9 +136,7 @@ class Auditor:
         ov.update(dict(sc.overrides))
         opts = self.base.model_copy(update={**upd, **dict(sc.options),
                                             "overrides": {**self.base.overrides, **ov}})
-        mine = {k.split(".", 1)[1]: v for k, v in opts.overrides.items()
-                if k.startswith("rapidnn.")}
-        return opts, self.spec.with_overrides(mine)
+        return opts, self.spec.with_own_overrides(opts.overrides)
 
     def scaled(self, key: str, factor: float) -> float:
         """A number (``"<preset>.<key>"``, the user's overrides applied) scaled by ``factor``."""
@@ -210,8 +203,8 @@ def sweep(aud: Auditor, keys: Sequence[str] | None = None,
         rows.append({"parameter": key, "value": p.value, "unit": p.unit, "tag": p.tag,
                      "source": p.source, "plausible_factors": [lo, hi],
                      "plausible_reason": why, "points": points})
+    base = aud.ratios(Scenario("default", ""))
     for key, (desc, opts, ov, why) in STRUCTURE.items():
-        base = aud.ratios(Scenario("default", ""))
         alt = aud.ratios(Scenario(key, desc, options=tuple(opts.items()),
                                   overrides=tuple(ov.items())))
         rows.append({"parameter": f"structure.{key}", "tag": "structural", "source": desc,
@@ -221,8 +214,7 @@ def sweep(aud: Auditor, keys: Sequence[str] | None = None,
         alt = aud.ratios(Scenario(v.name, v.description, variants=(v.name,)))
         rows.append({"parameter": f"accounting.{v.name}", "tag": v.tag, "source": v.source,
                      "plausible_reason": v.plausibility,
-                     "points": [{"choice": "default", **aud.ratios(Scenario("default", ""))},
-                                {"choice": v.name, **alt}]})
+                     "points": [{"choice": "default", **base}, {"choice": v.name, **alt}]})
     return rows
 
 
@@ -360,14 +352,17 @@ def _one_number(aud: Auditor, sc: Scenario, numbers: Sequence[dict[str, Any]], b
         except (ValueError, ZeroDivisionError):
             continue
         if r >= target * 0.95:
-            lo, hi = row["plausible_factors"]
-            ok = lo <= f <= hi
-            why = row["plausible_reason"]
-            return ({"change": key, "factor": f, "value": value, "unit": row["unit"],
-                     "plausible": ok,
-                     "plausibility": ("plausible: " if ok else "implausible: ")
-                     + f"x{f:.3g} ({why})"}, r)
+            return _number_change(row, f, value), r
     return None
+
+
+def _number_change(row: dict[str, Any], factor: float, value: float) -> dict[str, Any]:
+    """One scaled number of a change set, judged against its plausible factor range."""
+    lo, hi = row["plausible_factors"]
+    ok = lo <= factor <= hi
+    return {"change": row["parameter"], "factor": factor, "value": value, "unit": row["unit"],
+            "plausible": ok, "plausibility": ("plausible: " if ok else "implausible: ")
+            + f"x{factor:.3g} ({row['plausible_reason']})"}
 
 
 def _greedy_numbers(aud: Auditor, numbers: Sequence[dict[str, Any]], base_name: str,
@@ -417,14 +412,7 @@ def _greedy_numbers(aud: Auditor, numbers: Sequence[dict[str, Any]], base_name: 
         ratio = r
     if ratio < target * 0.95:
         return None
-    changes = []
-    for row, f in applied:
-        lo, hi = row["plausible_factors"]
-        ok = lo <= f <= hi
-        changes.append({"change": row["parameter"], "factor": f, "unit": row["unit"],
-                        "value": overrides[row["parameter"]], "plausible": ok,
-                        "plausibility": ("plausible: " if ok else "implausible: ")
-                        + f"x{f:.3g} ({row['plausible_reason']})"})
+    changes = [_number_change(row, f, overrides[row["parameter"]]) for row, f in applied]
     return {"changes": changes, "ratio": ratio}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -49,6 +50,13 @@ class EstimateOptions(BaseModel):
     gating: Literal["gated", "leakage", "ungated"] = "gated"
     entry_width: Literal["fixed", "exact"] = "fixed"
     block_budget: float | None = Field(default=None, gt=0)
+
+    @classmethod
+    def coerce(cls, config: EstimateOptions | Mapping[str, Any] | None) -> EstimateOptions:
+        """Options from an ``EstimateOptions``, a dict of its fields, or None (the defaults)."""
+        if isinstance(config, EstimateOptions):
+            return config
+        return cls.model_validate(dict(config or {}))
 
 
 def _num(x: float | None) -> float | None:

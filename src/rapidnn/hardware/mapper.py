@@ -181,7 +181,8 @@ def estimate(trace: Trace, spec: HardwareSpec, options: EstimateOptions,
     dense = [R.candidate(spec, lt, d, sizes=sizes) for lt, d in zip(trace.layers, demands,
                                                                     strict=True)]
     if options.mapping == "search":
-        opts = [R.candidates(spec, lt) for lt in trace.layers]
+        opts = [R.candidates(spec, lt, d, sizes) for lt, d in zip(trace.layers, demands,
+                                                                  strict=True)]
     else:
         opts = [[c] for c in dense]
     active = [i for i, o in enumerate(opts) if o[0].blocks > 0 and o[0].work_s > 0]

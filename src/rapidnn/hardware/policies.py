@@ -98,11 +98,9 @@ def rated_power_w(name: str, options: EstimateOptions) -> tuple[float, str]:
     """A design's rated chip power (its power budget) and where it comes from: ISAAC's
     component table, the GPU's board power, RAPIDNN's and PipeLayer's events at peak
     (``chip_summary``; PipeLayer publishes no chip power)."""
-    from rapidnn.hardware import _overrides_for, chip_summary, load_hardware
+    from rapidnn.hardware import chip_summary, load_hardware
 
-    spec = load_hardware(name)
-    spec = spec.with_overrides(_overrides_for(spec, options.overrides))
-    summary = chip_summary(spec)
+    summary = chip_summary(load_hardware(name).with_own_overrides(options.overrides))
     return float(summary["power_w"]), str(summary["power_basis"])
 
 

@@ -263,11 +263,12 @@ def candidate(spec: HardwareSpec, lt: LayerTrace, d: LayerDemand,
                      layout_events(spec, lt, d, m))
 
 
-def candidates(spec: HardwareSpec, lt: LayerTrace) -> list[Candidate]:
+def candidates(spec: HardwareSpec, lt: LayerTrace, d: LayerDemand | None = None,
+               sizes: BlockSizes | None = None) -> list[Candidate]:
     """Every layout of the layer (``mapping.layouts``), Pareto-pruned on (blocks, work): a
     layout that needs more blocks and is not faster than another is dropped."""
-    sizes = block_sizes(spec)
-    d = demand_of(lt, spec)
+    sizes = sizes or block_sizes(spec)
+    d = d or demand_of(lt, spec)
     cands = [candidate(spec, lt, d, lay, sizes) for lay in layouts(d, sizes)]
     cands.sort(key=lambda c: (c.blocks, c.work_s, c.layout.row_split))
     kept: list[Candidate] = []

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +183,11 @@ class HardwareSpec(BaseModel):
             spec = spec._set(key, p)
         return spec
 
+    def with_own_overrides(self, overrides: Mapping[str, float]) -> HardwareSpec:
+        """A copy with the overrides that apply to this design (:func:`overrides_for` its name
+        and model), so one overrides dict can serve a whole comparison."""
+        return self.with_overrides(overrides_for({self.name, self.model}, overrides))
+
     def scaled(self, key: str, factor: float) -> HardwareSpec:
         """A copy with one number multiplied by ``factor`` (sensitivity analysis)."""
         key = self._resolve(key)
@@ -198,6 +203,13 @@ class HardwareSpec(BaseModel):
         else:
             new_c = c.model_copy(update={fld: p})
         return self.model_copy(update={"components": {**self.components, cname: new_c}})
+
+
+def overrides_for(names: Collection[str], overrides: Mapping[str, float]) -> dict[str, float]:
+    """The overrides for the design known by ``names``: unprefixed keys and keys prefixed with
+    one of ``names``; keys prefixed with another preset's name are another architecture's."""
+    return {k: v for k, v in overrides.items()
+            if not (k.split(".", 1)[0] in PRESETS and k.split(".", 1)[0] not in names)}
 
 
 # ------------------------------------------------------------------- loading

@@ -18,7 +18,7 @@ import torch
 from rich.console import Console
 
 import rapidnn
-from rapidnn.retrain import accuracy, retrain
+from rapidnn.composer.retrain import accuracy, retrain
 from rapidnn.workloads import get_workload
 from rapidnn.workloads.store import get_trained
 

@@ -1,9 +1,10 @@
-"""Benchmark rapidnn.kmeans.kmeans1d against scikit-learn's KMeans on 1-D data.
+"""Benchmark rapidnn.composer.kmeans.kmeans1d against scikit-learn's KMeans on 1-D data.
 
 Data: 10^6 seeded values shaped like a layer's activations/weights: a 4-component Gaussian mixture
 with a heavy ReLU-like spike at exactly 0 (30 % of the values). For each k both methods run in the
 same process under the same thread settings; the best of ``--repeats`` wall-clock times is
-reported. Both SSEs are computed the same way (nearest-centroid, :func:`rapidnn.kmeans.sse`).
+reported. Both SSEs are computed the same way (nearest-centroid,
+:func:`rapidnn.composer.kmeans.sse`).
 
 Run: ``.venv/bin/python benchmarks/bench_kmeans.py [--n N] [--ks 16 64] [--repeats 3]
 [--threads T] [--optimal] [--json PATH]``.
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from rapidnn.kmeans import kmeans1d, optimal_sse, sse
+from rapidnn.composer.kmeans import kmeans1d, optimal_sse, sse
 
 
 def make_data(n: int, seed: int = 0) -> np.ndarray:

@@ -1,8 +1,9 @@
 """Benchmark the RNA simulator (rapidnn.accel) against float PyTorch and the per-element reference.
 
-For the trained MNIST MLP 784-512-512-10 (``rapidnn.demo``; w = u = 16, composed as in the
-demo) and a LeNet-5-style CNN (``rapidnn.models.LeNet5``, random weights, calibrated on MNIST
-images; timing only), in one process, with the same torch threads and batch 256:
+For the trained MNIST MLP 784-512-512-10 (``rapidnn.experiments.demo``; w = u = 16,
+composed as in the demo) and a LeNet-5-style CNN (``rapidnn.workloads.models.LeNet5``, random
+weights, calibrated on MNIST images; timing only), in one process, with the same torch threads and
+batch 256:
 
 * float PyTorch inference of the original model (images/s);
 * the simulator in exact mode with a full Trace (images/s), and its result checked bit for bit
@@ -40,8 +41,8 @@ from torch.utils.data import DataLoader, TensorDataset
 import rapidnn
 from rapidnn import data
 from rapidnn.accel import SimConfig, Simulator, approximation_sweep, simulate_dataset
-from rapidnn.models import LeNet5
 from rapidnn.workloads import get_workload
+from rapidnn.workloads.models import LeNet5
 from rapidnn.workloads.store import get_trained
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "accel"))

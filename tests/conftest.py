@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rapidnn.models import LeNet5, mlp
+from rapidnn.workloads.models import LeNet5, mlp
 
 
 @pytest.fixture(autouse=True)

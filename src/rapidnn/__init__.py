@@ -5,19 +5,18 @@ one, :func:`simulate` it on RNA blocks, :func:`estimate` / :func:`compare` / :fu
 hardware cost against ISAAC, PipeLayer and a GPU, and cluster values with :func:`kmeans1d`.
 """
 
-__version__ = "0.1.0"
-
+from rapidnn._version import __version__
 from rapidnn.accel.config import SimConfig
 from rapidnn.accel.simulator import SimResult, simulate
 from rapidnn.accel.trace import Trace
-from rapidnn.capture import CaptureError, UnsupportedOperationError, capture
-from rapidnn.compose import ComposeError, compose
-from rapidnn.composed import ComposedModel, IntegerResult
-from rapidnn.config import ComposeConfig, LayerOptions
-from rapidnn.costs import Comparison, audit, compare, estimate
-from rapidnn.io import ModelFileError, load
-from rapidnn.kmeans import kmeans1d, tree_kmeans1d
-from rapidnn.retrain import RetrainResult, retrain
+from rapidnn.composer.capture import CaptureError, UnsupportedOperationError, capture
+from rapidnn.composer.compose import ComposeError, compose
+from rapidnn.composer.composed import ComposedModel, IntegerResult, load
+from rapidnn.composer.config import ComposeConfig, LayerOptions
+from rapidnn.composer.kmeans import kmeans1d, tree_kmeans1d
+from rapidnn.composer.modelfile import ModelFileError
+from rapidnn.composer.retrain import RetrainResult, retrain
+from rapidnn.hardware.costs import Comparison, audit, compare, estimate
 
 __all__ = [
     "CaptureError",
@@ -33,6 +32,7 @@ __all__ = [
     "SimResult",
     "Trace",
     "UnsupportedOperationError",
+    "__version__",
     "audit",
     "capture",
     "compare",

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from rapidnn.composed import ComposedModel
-from rapidnn.ops import (
+from rapidnn.composer.composed import ComposedModel
+from rapidnn.composer.ops import (
     AddAligned,
     AvgPoolSum,
     CodeActivation,

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import rapidnn
-from rapidnn.composed import ComposedModel
+from rapidnn.composer.composed import ComposedModel
 
 ACTS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 

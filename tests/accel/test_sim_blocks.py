@@ -25,7 +25,7 @@ from rapidnn.accel import (
 from rapidnn.accel import assoc_memory as am
 from rapidnn.accel.adder import split_tree_additions, tree_additions, value_additions
 from rapidnn.accel.crossbar import Geometry, ProductTableCrossbar
-from rapidnn.models import mlp
+from rapidnn.workloads.models import mlp
 
 # adder ------------------------------------------------------------------------------------------
 

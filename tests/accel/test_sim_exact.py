@@ -68,7 +68,7 @@ def test_residual_code_activation_and_code_output(cls, shape, strategy):
 
 
 def test_lenet_and_tree_codebooks():
-    from rapidnn.models import LeNet5
+    from rapidnn.workloads.models import LeNet5
 
     torch.manual_seed(0)
     cm = build(LeNet5().eval(), (1, 28, 28), {"weight_clusters": 8, "input_clusters": 8,
@@ -91,7 +91,7 @@ def test_float64_and_integer_inputs():
 
 def test_simulator_reuse_matches_fresh_runs():
     torch.manual_seed(0)
-    from rapidnn.models import mlp
+    from rapidnn.workloads.models import mlp
 
     cm = build(mlp((10, 8, 3)), (10,), {"weight_clusters": 6, "input_clusters": 6})
     sim = Simulator(cm, SimConfig(record_accumulators=True))

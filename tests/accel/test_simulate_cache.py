@@ -13,7 +13,7 @@ from torch import nn
 
 from rapidnn.accel import SimConfig, Simulator, simulate
 from rapidnn.accel import simulator as simmod
-from rapidnn.ops import WeightedLayer
+from rapidnn.composer.ops import WeightedLayer
 
 
 def _mlp():

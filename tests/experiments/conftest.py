@@ -19,7 +19,7 @@ def _one_thread(one_thread):
 @pytest.fixture
 def tiny(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     """The registry holds only isolet-mlp, with a tiny MLP and recipe; a temporary store."""
-    from rapidnn.models import mlp
+    from rapidnn.workloads.models import mlp
 
     recipe = Recipe(model="mlp-617-32-26", dataset="isolet", epochs=1, lr=1e-3, batch=64, val=1,
                     val_unit="speaker", train_subset=512)

@@ -9,7 +9,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from rapidnn.experiments.cli import register
+from rapidnn.cli.experiments import register
 
 runner = CliRunner()
 
@@ -30,7 +30,7 @@ def test_commands_are_registered() -> None:
 def test_retrain_limit_default_matches_the_library() -> None:
     import inspect
 
-    from rapidnn.experiments.cli import sweep_cmd
+    from rapidnn.cli.experiments import sweep_cmd
     from rapidnn.experiments.sweep import RETRAIN_LIMIT
 
     default = inspect.signature(sweep_cmd).parameters["retrain_limit"].default

@@ -3,8 +3,8 @@ import dataclasses
 import torch
 from torch.utils.data import TensorDataset
 
+from rapidnn.composer.retrain import VERSION
 from rapidnn.experiments.common import Budget, retrained, subset
-from rapidnn.retrain import VERSION
 
 
 def test_subset_spreads_over_a_class_sorted_set():

@@ -12,7 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from rapidnn.experiments.cli import register
+from rapidnn.cli.experiments import register
 from rapidnn.experiments.merge import load_results, merge_results, write_results
 from rapidnn.experiments.reproduce import geomeans
 

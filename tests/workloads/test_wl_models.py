@@ -6,11 +6,11 @@ import pytest
 import torch
 
 import rapidnn
-from rapidnn.training import train
 from rapidnn.workloads import SHAPE_NETWORKS, WORKLOADS, Recipe
 from rapidnn.workloads.checkpoint import TrainingState
 from rapidnn.workloads.fit import fit
 from rapidnn.workloads.splits import augment_crop_flip
+from rapidnn.workloads.training import train
 
 
 def _weighted(graph) -> list[str]:
@@ -52,7 +52,8 @@ def test_shape_network_captures(name: str, weighted: int) -> None:
 
 
 def test_fit_adam_matches_training_train() -> None:
-    """The workloads' loop reproduces rapidnn.training.train (the demo's model) exactly."""
+    """The workloads' loop reproduces rapidnn.workloads.training.train (the demo's model)
+    exactly."""
     g = torch.Generator().manual_seed(3)
     batches = [(torch.rand(16, 10, generator=g), torch.randint(0, 3, (16,), generator=g))
                for _ in range(4)]

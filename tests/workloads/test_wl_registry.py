@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from rapidnn.training import recipe_key
 from rapidnn.workloads import (
     SHAPE_NETWORKS,
     WORKLOADS,
@@ -14,6 +13,7 @@ from rapidnn.workloads import (
     get_shape_network,
     get_workload,
 )
+from rapidnn.workloads.training import recipe_key
 
 NAMES = ["mnist-mlp", "fashion-lenet5", "isolet-mlp", "har-cnn", "cifar10-vgg",
          "cifar10-resnet20"]

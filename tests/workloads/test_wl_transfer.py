@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 import rapidnn.workloads as workloads
 import rapidnn.workloads.store as store
-from rapidnn.experiments.cli import register
+from rapidnn.cli.experiments import register
 from rapidnn.workloads import WORKLOADS, WorkloadError
 from rapidnn.workloads.transfer import export_trained, import_trained, list_trained
 

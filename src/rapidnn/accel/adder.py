@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from rapidnn.accel.crossbar import Geometry, ProductTableCrossbar
-from rapidnn.ops import exact_float_math
+from rapidnn.composer.ops import exact_float_math
 
 FLOAT32_EXACT = 2**24
 FLOAT64_EXACT = 2**53

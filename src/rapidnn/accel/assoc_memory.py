@@ -2,7 +2,8 @@
 
 **Encoder AM** (paper notes 5 step 5, 6.3 step 4). The fused activation + encoding of an output
 value ``v`` is ``code = #{k : v >= theta_k}`` for the sorted integer thresholds ``theta_1..u-1``
-of the next codebook (``rapidnn.encoding``). The AM of a neuron group holds ``u`` rows: row 0
+of the next codebook
+(``rapidnn.composer.encoding``). The AM of a neuron group holds ``u`` rows: row 0
 stores the smallest word (it always matches) and row ``k`` stores ``theta_k``. A search returns
 the **largest row whose stored word is <= the query** (a one-sided nearest-distance search: of
 the rows not above the query, the nearest one; with equal words the highest row wins), and that

@@ -38,8 +38,8 @@ from rapidnn.accel.rna import (
     WeightedStage,
 )
 from rapidnn.accel.trace import LayerTrace, Trace
-from rapidnn.composed import ComposedModel, check_input
-from rapidnn.ops import (
+from rapidnn.composer.composed import ComposedModel, check_input
+from rapidnn.composer.ops import (
     AddAligned,
     AvgPoolSum,
     CodeActivation,

@@ -5,7 +5,7 @@
 * :mod:`rapidnn.experiments.sweep`: accuracy / memory / energy over a (w, u) grid (resumable);
 * :mod:`rapidnn.experiments.reproduce`: the paper's evaluation table and plots for every
   workload (``results.json``, ``report.md``, ``report.html``);
-* :mod:`rapidnn.experiments.cli`: the typer commands (``register(app)``).
+* :mod:`rapidnn.cli.experiments`: the typer commands (``register(app)``).
 
 See ``docs/reproduce.md``.
 """

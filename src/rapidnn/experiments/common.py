@@ -15,7 +15,7 @@ from rich.console import Console
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from rapidnn._files import atomic_write_text
-from rapidnn.composed import ComposedModel
+from rapidnn.composer.composed import ComposedModel
 from rapidnn.workloads import Workload
 from rapidnn.workloads.splits import Splits
 
@@ -121,7 +121,7 @@ def retrained(wl: Workload, w: int, u: int, quick: bool, splits: Splits, budget:
     ``budget.train_batches`` batches, distillation from the float model; cached in the store,
     tag ``retrained``, keyed by the retraining settings). ``info['retrain']`` holds the
     retraining history; ``info['cached']`` says whether the retrained model was reused."""
-    from rapidnn.retrain import VERSION, retrain
+    from rapidnn.composer.retrain import VERSION, retrain
     from rapidnn.workloads.store import composed_path, get_composed, load_composed, save_composed
 
     rounds = budget.max_rounds if max_rounds is None else max_rounds

@@ -50,9 +50,9 @@ def evaluate_workload(wl: Workload, quick: bool, budget: Budget, w: int = 16, u:
     found it within tolerance before retraining)."""
     from rapidnn.accel.simulator import approximation_sweep, simulate_dataset
     from rapidnn.accel.trace import Trace
-    from rapidnn.costs import compare
-    from rapidnn.quality import paired_loss, predictions
-    from rapidnn.retrain import accuracy
+    from rapidnn.composer.quality import paired_loss, predictions
+    from rapidnn.composer.retrain import accuracy
+    from rapidnn.hardware.costs import compare
     from rapidnn.workloads.store import get_composed, get_trained
 
     t0 = time.perf_counter()
@@ -152,8 +152,8 @@ def hardware_summary(data: dict[str, Any], trace: Any, quick: bool) -> dict[str,
 
 def evaluate_shape(name: str) -> dict[str, Any]:
     """Hardware-only row of an ImageNet-shape network (random weights, synthetic trace)."""
-    from rapidnn.costs import BASELINES
     from rapidnn.hardware import compare_estimates, estimate_network, network_from_module
+    from rapidnn.hardware.costs import BASELINES
     from rapidnn.hardware.policies import evaluate_all
     from rapidnn.hardware.rapidnn import synthetic_trace
     from rapidnn.hardware.spec import load_hardware

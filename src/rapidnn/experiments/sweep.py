@@ -29,6 +29,7 @@ import torch
 from rich.console import Console
 
 from rapidnn._files import atomic_write_text
+from rapidnn.composer.retrain import VERSION as RETRAIN_VERSION
 from rapidnn.experiments.common import (
     TOLERANCE,
     Budget,
@@ -38,7 +39,6 @@ from rapidnn.experiments.common import (
     retrained,
     write_json,
 )
-from rapidnn.retrain import VERSION as RETRAIN_VERSION
 from rapidnn.workloads import Workload, get_workload
 
 FORMAT = "rapidnn-sweep-v1"
@@ -72,12 +72,13 @@ def evaluate_point(wl: Workload, w: int, u: int, quick: bool, splits: Any, budge
                    before: float | None = None) -> dict[str, Any]:
     """One sweep point: compose (store-cached), optionally retrain, test accuracy and quality
     loss with its paired standard error against ``reference`` (the float model's predictions
-    and the labels of the test examples, :mod:`rapidnn.quality`), memory, RAPIDNN energy per
+    and the labels of the test examples,
+    :mod:`rapidnn.composer.quality`), memory, RAPIDNN energy per
     inference (cost model on the simulator's trace of example inputs). ``before``: the composed
     model's test accuracy when already measured (the search retrains measured points)."""
-    from rapidnn.costs import compare
-    from rapidnn.quality import paired_loss, predictions
-    from rapidnn.retrain import accuracy
+    from rapidnn.composer.quality import paired_loss, predictions
+    from rapidnn.composer.retrain import accuracy
+    from rapidnn.hardware.costs import compare
     from rapidnn.workloads.store import get_composed
 
     t0 = time.perf_counter()
@@ -247,7 +248,7 @@ def run_sweep(workload: str | Workload, weight_clusters: list[int], input_cluste
     docstring)."""
     from rich.progress import Progress
 
-    from rapidnn.quality import predictions
+    from rapidnn.composer.quality import predictions
     from rapidnn.workloads.store import get_trained
 
     if mode not in MODES:

@@ -29,10 +29,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from rapidnn.models import LeNet5, mlp
-from rapidnn.training import recipe_key
 from rapidnn.workloads import nets
+from rapidnn.workloads.models import LeNet5, mlp
 from rapidnn.workloads.splits import Splits, load_splits
+from rapidnn.workloads.training import recipe_key
 
 __all__ = [
     "SHAPE_NETWORKS",
@@ -136,7 +136,7 @@ SPLIT_FIELDS = ("model", "dataset", "val", "val_unit", "seed", "normalize", "tra
 class Workload:
     """One evaluation application: network, dataset, recipes and description.
 
-    ``retrain_lr``: Adam learning rate of retraining (:func:`rapidnn.retrain.retrain`), chosen
+    ``retrain_lr``: Adam learning rate of retraining (:func:`rapidnn.retrain`), chosen
     per network on validation data (decision F7, ``docs/decisions.md``).
     """
 

@@ -1,6 +1,6 @@
 """Seeded float training of a workload recipe.
 
-With ``optimizer="adam"`` this is step for step the loop of :func:`rapidnn.training.train`
+With ``optimizer="adam"`` this is step for step the loop of :func:`rapidnn.workloads.training.train`
 (Adam, cosine learning-rate decay per step, the global torch seed set first), so a workload
 trained here and the demo's model agree; ``optimizer="sgd"`` uses SGD with (Nesterov)
 momentum and the same per-step cosine schedule. ``schedule="swa"`` trains at a constant

@@ -1,9 +1,9 @@
 """Network definitions of the workloads and the ImageNet-shape networks.
 
-Every network here is built only from operations :func:`rapidnn.capture.capture` supports
+Every network here is built only from operations :func:`rapidnn.capture` supports
 (Linear, Conv2d with groups=1, BatchNorm right after a Linear/Conv, ReLU, MaxPool2d,
 AdaptiveAvgPool2d with an output size dividing the input, flatten, Dropout, residual add), so
-each one composes. The MNIST MLP and LeNet-5 live in :mod:`rapidnn.models`.
+each one composes. The MNIST MLP and LeNet-5 live in :mod:`rapidnn.workloads.models`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from rapidnn.models import mlp
+from rapidnn.workloads.models import mlp
 
 __all__ = [
     "VGG",

@@ -1,7 +1,7 @@
 """The model store: trained float models of the workloads, and composed models, cached on disk.
 
 Layout of the store folder (:func:`store_root`: an explicit ``root`` argument, else
-``$RAPIDNN_STORE``, else :func:`rapidnn.training.models_root`)::
+``$RAPIDNN_STORE``, else :func:`rapidnn.workloads.training.models_root`)::
 
     <workload>[-quick]-<recipe hash>.safetensors   float weights (+ recipe and info in the header)
     <workload>[-quick]-<recipe hash>.json          info: recipe, float test accuracy, time, ...
@@ -10,7 +10,7 @@ Layout of the store folder (:func:`store_root`: an explicit ``root`` argument, e
     composed/<float key>--<tag>-w<W>-u<U>-<options hash>.rapidnn   (+ .json)
 
 The float key is :meth:`Workload.key` (``name-<hash>`` from
-:func:`rapidnn.training.recipe_key`; a weights-only entry of an older cache gets its JSON
+:func:`rapidnn.workloads.training.recipe_key`; a weights-only entry of an older cache gets its JSON
 written on first use). Every file is written to a temporary
 file in the same folder and renamed into place, so an interrupted write leaves no partial entry.
 A corrupt or incompatible entry is ignored and replaced by retraining / recomposing.
@@ -37,12 +37,11 @@ from torch import nn
 
 from rapidnn import __version__
 from rapidnn._files import atomic_write, atomic_write_text
-from rapidnn.composed import ComposedModel
-from rapidnn.config import ComposeConfig
-from rapidnn.io import ModelFileError
-from rapidnn.io import load as load_composed_file
-from rapidnn.retrain import accuracy
-from rapidnn.training import models_root
+from rapidnn.composer.composed import ComposedModel
+from rapidnn.composer.composed import load as load_composed_file
+from rapidnn.composer.config import ComposeConfig
+from rapidnn.composer.modelfile import ModelFileError
+from rapidnn.composer.retrain import accuracy
 from rapidnn.workloads import Workload, WorkloadError, get_workload
 from rapidnn.workloads.checkpoint import (
     CheckpointError,
@@ -52,6 +51,7 @@ from rapidnn.workloads.checkpoint import (
 )
 from rapidnn.workloads.fit import fit
 from rapidnn.workloads.splits import Splits, loader_generators
+from rapidnn.workloads.training import models_root
 
 __all__ = [
     "ENV_STORE",
@@ -351,7 +351,7 @@ def composed_options(options: dict[str, Any] | None = None, **more: Any) -> dict
         config = ComposeConfig(**{k: v for k, v in opts.items() if k in fields})
     except ValueError as exc:
         raise WorkloadError(f"invalid compose options: {exc}") from exc
-    from rapidnn.compose import ALGORITHM_VERSION
+    from rapidnn.composer.compose import ALGORITHM_VERSION
 
     out: dict[str, Any] = {"algorithm": ALGORITHM_VERSION,
                            "compose": config.model_dump(mode="json")}
@@ -413,7 +413,7 @@ def get_composed(workload: str | Workload, weight_clusters: int = 16, input_clus
     ``options`` (fields of :class:`ComposeConfig`; ``calibration_batches`` defaults to 20
     seeded, un-augmented training batches): from the store, or composed now and stored.
     Trains the float model first if it is not stored."""
-    from rapidnn.compose import compose
+    from rapidnn.composer.compose import compose
 
     wl = get_workload(workload)
     opts = {"weight_clusters": weight_clusters, "input_clusters": input_clusters, **options}

@@ -5,8 +5,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import rapidnn
-from rapidnn.ops import WeightedLayer
-from rapidnn.retrain import ClusterAwareModel, accuracy, retrain
+from rapidnn.composer.ops import WeightedLayer
+from rapidnn.composer.retrain import ClusterAwareModel, accuracy, retrain
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ from typing import Any
 
 from rich.console import Console
 
-from rapidnn.compose import compose
-from rapidnn.retrain import accuracy, retrain
+from rapidnn.composer.compose import compose
+from rapidnn.composer.retrain import accuracy, retrain
 from rapidnn.workloads import get_workload
 from rapidnn.workloads.store import get_trained
 

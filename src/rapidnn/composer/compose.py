@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from rapidnn.capture import ACTIVATIONS, CapturedGraph, CapturedNode, capture
-from rapidnn.codebook import (
+from rapidnn.composer.capture import ACTIVATIONS, CapturedGraph, CapturedNode, capture
+from rapidnn.composer.codebook import (
     Clustering,
     cluster,
     fixed_point_for,
@@ -32,10 +32,10 @@ from rapidnn.codebook import (
     quantize,
     sample_values,
 )
-from rapidnn.composed import Codebook, ComposedModel
-from rapidnn.config import ComposeConfig, ResolvedLayerOptions
-from rapidnn.encoding import activate, thresholds
-from rapidnn.ops import (
+from rapidnn.composer.composed import Codebook, ComposedModel
+from rapidnn.composer.config import ComposeConfig, ResolvedLayerOptions
+from rapidnn.composer.encoding import activate, thresholds
+from rapidnn.composer.ops import (
     AddAligned,
     AvgPoolSum,
     CodeActivation,

@@ -4,7 +4,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rapidnn.codebook import (
+from rapidnn.composer.codebook import (
     cluster,
     fixed_point_for,
     nearest_codes,

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import rapidnn
-from rapidnn.io import ModelFileError
+from rapidnn.composer.modelfile import ModelFileError
 
 
 @pytest.fixture

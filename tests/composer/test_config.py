@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from rapidnn.config import ComposeConfig
+from rapidnn.composer.config import ComposeConfig
 
 
 def test_override_precedence_name_over_type_over_global():

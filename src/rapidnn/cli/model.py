@@ -1,52 +1,15 @@
-"""The ``rapidnn`` command line (typer).
-
-User mistakes (a bad path, a corrupt file, an invalid option, an unsupported layer) print one
-line ``error: ...`` on stderr and exit with status 2; nothing is half-written.
-"""
+"""The model commands: ``demo``, ``compose``, ``simulate``, ``estimate``, ``compare``, ``audit`` and
+``hardware show`` (heavy imports happen inside the commands: ``--help`` stays fast)."""
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
-import sys
-from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="RAPIDNN: deep-network inference inside non-volatile memory.")
-
-
-def user_error_types() -> tuple[type[BaseException], ...]:
-    """Exceptions that are the user's mistake, not a bug (imported lazily: fast --help)."""
-    from rapidnn.capture import CaptureError
-    from rapidnn.compose import ComposeError
-    from rapidnn.data import DatasetError
-    from rapidnn.hardware import HardwareConfigError
-    from rapidnn.io import ModelFileError
-
-    return (CaptureError, ComposeError, DatasetError, HardwareConfigError, ModelFileError,
-            FileNotFoundError, IsADirectoryError, PermissionError, ValueError)
-
-
-@contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn a user mistake into one line on stderr and exit status 2."""
-    try:
-        yield
-    except typer.Exit:
-        raise
-    except user_error_types() as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        sys.stderr.write(f"error: {message}\n")
-        raise typer.Exit(2) from None
-
-
-def print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=float) + "\n")
+from rapidnn.cli.app import app, print_json, user_errors
 
 
 @app.command()
@@ -59,7 +22,7 @@ def demo(
     as_json: Annotated[bool, typer.Option("--json", help="print the figures as JSON")] = False,
 ) -> None:
     """Train (or load) an MNIST MLP, compose it, retrain it, print quality and memory."""
-    from rapidnn.demo import run_demo
+    from rapidnn.experiments.demo import run_demo
 
     with user_errors():
         console = Console(stderr=True) if as_json else Console()
@@ -70,7 +33,7 @@ def demo(
 
 
 def _load_model(path: str):
-    from rapidnn.io import load
+    from rapidnn.composer.composed import load
 
     return load(path)
 
@@ -166,7 +129,7 @@ def estimate_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Energy, latency, throughput, area and power of a composed model on one architecture."""
-    from rapidnn.costs import estimate, model_trace
+    from rapidnn.hardware.costs import estimate, model_trace
 
     with user_errors():
         options, sim = _load_config(config)
@@ -201,7 +164,7 @@ def compare_cmd(
 ) -> None:
     """RAPIDNN's energy efficiency and speedup over ISAAC, PipeLayer and a GPU under every
     comparison policy (as-published, iso-area, iso-power, filled, precision-matched)."""
-    from rapidnn.costs import compare, model_trace
+    from rapidnn.hardware.costs import compare, model_trace
 
     with user_errors():
         options, sim = _load_config(config)
@@ -250,8 +213,8 @@ def audit_cmd(
 ) -> None:
     """What the paper's ratios (68.4x / 48.1x vs ISAAC, 49.5x / 10.9x vs PipeLayer) would need:
     every scenario, a sweep of every number over 10^-3..10^3, the smallest changes."""
-    from rapidnn.costs import audit, model_trace
     from rapidnn.hardware.audit import FACTORS
+    from rapidnn.hardware.costs import audit, model_trace
 
     with user_errors():
         options, sim = _load_config(config)
@@ -330,20 +293,3 @@ def hardware_show(
                       "-" if not pub else f"{pub['value']:,}")
     Console().print(table)
     Console().print(f"power basis: {summary.get('power_basis')}")
-
-
-def _register_experiments() -> None:
-    from rapidnn.experiments.cli import register
-
-    register(app)
-
-
-_register_experiments()
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()

@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import rapidnn
-from rapidnn.compose import ComposeError
-from rapidnn.ops import WeightedLayer, accumulator_range
+from rapidnn.composer.compose import ComposeError
+from rapidnn.composer.ops import WeightedLayer, accumulator_range
 
 
 def reference_accumulators(layer: WeightedLayer, b: torch.Tensor) -> torch.Tensor:
@@ -261,7 +261,7 @@ def test_composition_is_identical_across_processes():
 
     script = (
         "import hashlib, torch, rapidnn\n"
-        "from rapidnn.models import mlp\n"
+        "from rapidnn.workloads.models import mlp\n"
         "torch.manual_seed(0)\n"
         "m = mlp((64, 32, 16, 5)).eval()\n"
         "cal = [torch.rand(16, 64, generator=torch.Generator().manual_seed(i)) for i in (1, 2)]\n"

@@ -5,12 +5,14 @@ Tensors: ``ops.<i>.<buffer>``, ``codebooks.<key>.<buffer>`` and ``source.<node>.
 (header metadata key ``rapidnn``) holds the format version, the configuration, the op list with
 each op's spec, and the captured graph. Loading never unpickles; writing goes to a temporary
 file that is renamed into place, so a failed save leaves no half-written file.
+:func:`rapidnn.load` (:func:`rapidnn.composer.composed.load`) turns the parts back into a model.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +20,11 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from rapidnn import __version__
 from rapidnn._files import atomic_write
-from rapidnn.capture import CapturedGraph, CapturedNode
-from rapidnn.composed import Codebook, ComposedModel
-from rapidnn.config import ComposeConfig
-from rapidnn.ops import OP_TYPES
+from rapidnn._version import __version__
+from rapidnn.composer.capture import CapturedGraph, CapturedNode
+from rapidnn.composer.config import ComposeConfig
+from rapidnn.composer.ops import OP_TYPES, Codebook, SpecModule
 
 FORMAT_NAME = "rapidnn.composed"
 FORMAT_VERSION = 1
@@ -34,7 +35,20 @@ class ModelFileError(ValueError):
     """A ``.rapidnn`` file is missing, truncated, corrupt or of an unsupported version."""
 
 
-def save_composed(model: ComposedModel, path: str | os.PathLike) -> None:
+@dataclass
+class ModelParts:
+    """What a ``.rapidnn`` file holds: a composed model's ops, codebooks, captured source graph,
+    configuration and metadata (:class:`rapidnn.composer.composed.ComposedModel` is built from
+    them; this module does not import it, so the format sits below the model)."""
+
+    ops: list[SpecModule]
+    codebooks: dict[str, Codebook]
+    source: CapturedGraph
+    config: ComposeConfig
+    metadata: dict[str, Any]
+
+
+def write_model_file(path: str | os.PathLike[str], model: ModelParts) -> None:
     """Write ``model`` to ``path`` atomically."""
     path = Path(path)
     tensors: dict[str, torch.Tensor] = {}
@@ -73,8 +87,8 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> ComposedModel:
-    """Read a ``.rapidnn`` file written by :meth:`ComposedModel.save`."""
+def read_model_file(path: str | os.PathLike[str]) -> ModelParts:
+    """Read and check a ``.rapidnn`` file; any defect raises :class:`ModelFileError`."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
@@ -97,17 +111,16 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> C
         raise ModelFileError(f"{path}: file format version {manifest.get('version')!r} is not "
                              f"supported (this rapidnn reads version {FORMAT_VERSION})")
     try:
-        model = _rebuild(manifest, tensors)
+        return _rebuild(manifest, tensors)
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: inconsistent manifest or tensors: {exc}") from exc
-    return model.to(map_location)
 
 
 def _take(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
-def _rebuild(manifest: dict[str, Any], tensors: dict[str, torch.Tensor]) -> ComposedModel:
+def _rebuild(manifest: dict[str, Any], tensors: dict[str, torch.Tensor]) -> ModelParts:
     config = ComposeConfig(**manifest["config"])
     nodes = []
     for g in manifest["graph"]:
@@ -123,5 +136,5 @@ def _rebuild(manifest: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Comp
         ops.append(cls(o["spec"], _take(tensors, f"ops.{i}.")))
     codebooks = {c["key"]: Codebook(c["spec"], _take(tensors, f"codebooks.{c['key']}."))
                  for c in manifest["codebooks"]}
-    return ComposedModel(ops, codebooks, CapturedGraph(nodes), config,
-                         manifest.get("metadata", {}))
+    return ModelParts(ops, codebooks, CapturedGraph(nodes), config,
+                      dict(manifest.get("metadata", {})))

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rapidnn.capture import CaptureError, UnsupportedOperationError, capture
+from rapidnn.composer.capture import CaptureError, UnsupportedOperationError, capture
 
 
 def test_lenet_capture_folds_batchnorm_and_matches_float(lenet, image_batches):

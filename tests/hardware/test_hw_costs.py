@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import rapidnn
-from rapidnn.costs import compare, estimate, example_inputs, model_trace
 from rapidnn.hardware import NetworkShape, mlp
+from rapidnn.hardware.costs import compare, estimate, example_inputs, model_trace
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def test_compare_layers_carry_the_simulators_blocks(composed):
 
 
 def test_audit_of_a_composed_model(composed):
-    from rapidnn.costs import audit
+    from rapidnn.hardware.costs import audit
 
     a = audit(composed, name="tiny", sweep_keys=["rapidnn.rna_block.energy.nor_cycle"],
               factors=(0.01, 1.0, 100.0))

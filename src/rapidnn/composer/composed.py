@@ -8,34 +8,17 @@ per-layer views expose codebooks, product tables, encoding thresholds and memory
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from rapidnn.capture import CapturedGraph
-from rapidnn.config import ComposeConfig
-from rapidnn.ops import Encode, Output, SpecModule, WeightedLayer
-
-
-class Codebook(SpecModule):
-    """An input codebook (one per code tensor): sorted float centroids and their fixed point.
-
-    ``levels_<b>`` buffers hold the coarser codebooks of a tree codebook (2**b entries).
-    """
-
-    @property
-    def size(self) -> int:
-        return int(self.centroids.numel())
-
-    @property
-    def scale(self) -> float:
-        return math.ldexp(1.0, int(self.spec["exponent"]))
-
-    def quantized(self) -> torch.Tensor:
-        """The centroids the accelerator actually stores (``values * 2**exponent``)."""
-        return self.values.to(torch.float64) * self.scale
+from rapidnn.composer.capture import CapturedGraph
+from rapidnn.composer.config import ComposeConfig
+from rapidnn.composer.modelfile import ModelParts, read_model_file, write_model_file
+from rapidnn.composer.ops import Codebook, Encode, Output, WeightedLayer
 
 
 @dataclass
@@ -169,11 +152,11 @@ class ComposedModel(nn.Module):
         return {"layers": per, "total_bits": total, "neurons": neurons,
                 "bits_per_neuron": total / max(1, neurons)}
 
-    def save(self, path: str) -> None:
-        """Write a ``.rapidnn`` file (safetensors + JSON manifest; see ``rapidnn.io``)."""
-        from rapidnn.io import save_composed
-
-        save_composed(self, path)
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write a ``.rapidnn`` file atomically (safetensors + JSON manifest;
+        :mod:`rapidnn.composer.modelfile`)."""
+        write_model_file(path, ModelParts(list(self.ops), dict(self.codebooks), self.source,
+                                          self.config, self.metadata))
 
     def extra_repr(self) -> str:
         c = self.config
@@ -192,3 +175,10 @@ def check_input(x: torch.Tensor, shape: tuple[int, ...]) -> None:
     if x.is_floating_point() and not math.isfinite(float(x.sum())) and \
             not bool(torch.isfinite(x).all()):
         raise ValueError("input contains NaN or infinite values")
+
+
+def load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> ComposedModel:
+    """Read a ``.rapidnn`` file written by :meth:`ComposedModel.save` (never unpickles; a bad file
+    raises :class:`~rapidnn.composer.modelfile.ModelFileError` naming it)."""
+    p = read_model_file(path)
+    return ComposedModel(p.ops, p.codebooks, p.source, p.config, p.metadata).to(map_location)

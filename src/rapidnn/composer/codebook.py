@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from rapidnn.kmeans import kmeans1d, tree_kmeans1d
+from rapidnn.composer.kmeans import kmeans1d, tree_kmeans1d
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import torch
 from rapidnn.accel.config import SimConfig
 from rapidnn.accel.simulator import simulate
 from rapidnn.accel.trace import Trace
-from rapidnn.composed import ComposedModel
+from rapidnn.composer.composed import ComposedModel
 from rapidnn.hardware import (
     Estimate,
     EstimateOptions,

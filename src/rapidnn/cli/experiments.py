@@ -8,17 +8,7 @@ from typing import Annotated
 
 import typer
 
-
-def _errors():
-    from rapidnn.cli import user_errors
-
-    return user_errors()
-
-
-def _json(obj) -> None:
-    from rapidnn.cli import print_json
-
-    print_json(obj)
+from rapidnn.cli.app import print_json, user_errors
 
 
 def _threads(threads: int | None) -> None:
@@ -43,12 +33,12 @@ def train_cmd(
 
     from rapidnn.workloads.store import get_trained
 
-    with _errors():
+    with user_errors():
         _threads(threads)
         console = Console(stderr=True)
         _, info = get_trained(workload, quick, progress=True, console=console)
     if as_json:
-        _json({k: v for k, v in info.items() if k != "loss_history"})
+        print_json({k: v for k, v in info.items() if k != "loss_history"})
         return
     out = Console()
     out.print(f"{info['workload']}{' (quick recipe)' if quick else ''}: float test accuracy "
@@ -87,7 +77,7 @@ def sweep_cmd(
     from rapidnn.experiments.sweep import run_sweep
     from rapidnn.report.tables import sweep_table, to_rich
 
-    with _errors():
+    with user_errors():
         if retrain and search:
             raise ValueError("--retrain and --search exclude each other: --retrain retrains "
                              "every point, --search only until the smallest one within 0.3 "
@@ -100,7 +90,7 @@ def sweep_cmd(
                         out=out, restart=restart, console=Console(stderr=True),
                         retrain_limit=retrain_limit / 100)
     if as_json:
-        _json(doc)
+        print_json(doc)
         return
     console = Console(width=max(Console().width, 110))
     console.print(to_rich(sweep_table(doc["points"], title=f"sweep {workload}"
@@ -149,14 +139,14 @@ def reproduce_cmd(
     from rapidnn.workloads.transfer import import_trained
 
     console = Console(stderr=True)
-    with _errors():
+    with user_errors():
         _threads(threads)
         for r in import_trained(pretrained) if pretrained else []:
             console.print(f"pretrained {r.workload}{' (quick)' if r.quick else ''}: {r.status} "
                           f"({r.key})")
         results = run_reproduce(quick, out, workloads=workload or None, console=console)
     if as_json:
-        _json(results)
+        print_json(results)
         return
     _print_results(results, out, f"{'quick mode; ' if quick else ''}wall time "
                                  f"{results['seconds']:.0f} s; ")
@@ -174,11 +164,11 @@ def report_cmd(
     later run's workload replaces an earlier run's of the same name)."""
     from rapidnn.experiments.merge import load_results, merge_results, write_results
 
-    with _errors():
+    with user_errors():
         merged = merge_results([load_results(r) for r in results], sources=results)
         write_results(merged, out)
     if as_json:
-        _json(merged)
+        print_json(merged)
         return
     _print_results(merged, out)
 
@@ -198,10 +188,10 @@ def store_list_cmd(
     from rapidnn.workloads.store import store_root
     from rapidnn.workloads.transfer import list_trained
 
-    with _errors():
+    with user_errors():
         rows = list_trained()
     if as_json:
-        _json({"store": str(store_root()), "entries": rows})
+        print_json({"store": str(store_root()), "entries": rows})
         return
     table = Table(title=f"float models in {store_root()}")
     for column in ("workload", "key", "recipe", "test acc.", "val. acc.", "train s"):
@@ -228,7 +218,7 @@ def store_export_cmd(
     """Copy stored float models (the current recipes') into a folder, to import elsewhere."""
     from rapidnn.workloads.transfer import export_trained
 
-    with _errors():
+    with user_errors():
         results = export_trained(workloads, out, quick)
     _print_transfer(results, as_json)
 
@@ -246,14 +236,14 @@ def store_import_cmd(
     `reproduce` use them instead of training; files of a changed recipe are skipped (stale)."""
     from rapidnn.workloads.transfer import import_trained
 
-    with _errors():
+    with user_errors():
         results = import_trained(sources, overwrite=overwrite)
     _print_transfer(results, as_json)
 
 
 def _print_transfer(results: list, as_json: bool) -> None:
     if as_json:
-        _json([r.to_dict() for r in results])
+        print_json([r.to_dict() for r in results])
         return
     from rich.console import Console
 

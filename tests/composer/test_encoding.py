@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rapidnn.encoding import activate, thresholds
+from rapidnn.composer.encoding import activate, thresholds
 
 
 @settings(max_examples=60, deadline=None)

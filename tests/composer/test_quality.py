@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.data import DataLoader, TensorDataset
 
-from rapidnn.quality import paired_loss, predictions
+from rapidnn.composer.quality import paired_loss, predictions
 
 labels_and_preds = st.integers(1, 300).flatmap(lambda n: st.tuples(
     *(st.lists(st.integers(0, 3), min_size=n, max_size=n) for _ in range(3))))

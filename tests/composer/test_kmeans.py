@@ -1,4 +1,5 @@
-"""Tests for rapidnn.kmeans: exact 1-D k-means (Wang & Song 2011), large inputs, tree codebooks."""
+"""Tests for rapidnn.composer.kmeans: exact 1-D k-means (Wang & Song 2011), large inputs, tree
+codebooks."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import torch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-import rapidnn.kmeans as km
-from rapidnn.kmeans import TreeCodebook, kmeans1d, optimal_sse, sse, tree_kmeans1d
+import rapidnn.composer.kmeans as km
+from rapidnn.composer.kmeans import TreeCodebook, kmeans1d, optimal_sse, sse, tree_kmeans1d
 
 # --------------------------------------------------------------------------------------------
 # helpers

@@ -33,12 +33,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
-from rapidnn.capture import CapturedGraph, float_op
-from rapidnn.codebook import fixed_point_for
-from rapidnn.compose import calibration_batches, compose_graph, make_plan
-from rapidnn.composed import ComposedModel
-from rapidnn.ops import WeightedLayer
-from rapidnn.quality import predictions
+from rapidnn.composer.capture import CapturedGraph, float_op
+from rapidnn.composer.codebook import fixed_point_for
+from rapidnn.composer.compose import calibration_batches, compose_graph, make_plan
+from rapidnn.composer.composed import ComposedModel
+from rapidnn.composer.ops import WeightedLayer
+from rapidnn.composer.quality import predictions
 
 LOSSES = ("distill", "ce")
 #: what this module's retraining produces; bumped when a change alters its results, so that
@@ -170,7 +170,7 @@ class ClusterAwareModel(nn.Module):
 
 def _fixed_point(c: torch.Tensor, bits: int) -> torch.Tensor:
     """``c`` rounded to the smallest power-of-two format holding it in ``bits`` (as
-    :func:`rapidnn.codebook.quantize`), with a straight-through gradient."""
+    :func:`rapidnn.composer.codebook.quantize`), with a straight-through gradient."""
     fmt = fixed_point_for(c.detach().double().cpu().numpy(), bits)
     q = torch.clamp(torch.round(c.detach() / fmt.scale), fmt.qmin, fmt.qmax) * fmt.scale
     return c + (q - c.detach())

@@ -9,6 +9,7 @@ plain tensor dictionary plus a JSON ``spec``. The formulas are in ``docs/formula
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -264,3 +265,22 @@ OP_TYPES: dict[str, type[ComposedOp]] = {
     for cls in (InputEncode, WeightedLayer, Encode, MaxPoolCodes, AvgPoolSum, AddAligned,
                 CodeActivation, Reshape, Output)
 }
+
+
+class Codebook(SpecModule):
+    """An input codebook (one per code tensor): sorted float centroids and their fixed point.
+
+    ``levels_<b>`` buffers hold the coarser codebooks of a tree codebook (2**b entries).
+    """
+
+    @property
+    def size(self) -> int:
+        return int(self.centroids.numel())
+
+    @property
+    def scale(self) -> float:
+        return math.ldexp(1.0, int(self.spec["exponent"]))
+
+    def quantized(self) -> torch.Tensor:
+        """The centroids the accelerator actually stores (``values * 2**exponent``)."""
+        return self.values.to(torch.float64) * self.scale

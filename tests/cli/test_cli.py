@@ -47,7 +47,7 @@ def _model_file(tmp_path):
     import torch
 
     import rapidnn
-    from rapidnn.models import mlp
+    from rapidnn.workloads.models import mlp
 
     torch.manual_seed(0)
     cm = rapidnn.compose(mlp((784, 32, 10)).eval(), [torch.rand(16, 1, 28, 28)], 8, 8)

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from rapidnn.cli.experiments import register
 from rapidnn.experiments.merge import load_results, merge_results, write_results
-from rapidnn.experiments.reproduce import geomeans
+from rapidnn.experiments.summary import geomeans
 
 RESULTS = Path(__file__).parent / "data" / "results-two.json"
 runner = CliRunner()

@@ -9,6 +9,7 @@ import pytest
 
 import rapidnn.experiments.sweep as sweep
 from rapidnn.experiments.common import Budget, parse_int_list
+from rapidnn.selection import search_order
 
 TINY = Budget(test_images=200, val_images=52, train_batches=2, sim_images=16,
               approx_images=16, max_rounds=1)
@@ -151,28 +152,14 @@ def test_search_reports_most_accurate_when_nothing_is_within(tiny, tmp_path,
 def test_search_on_a_real_workload(tiny, tmp_path: Path) -> None:
     doc = _run(tmp_path / "sw", ws=[4, 8], us=[4, 8], mode="search", retrain_limit=1.0,
                max_rounds=1, plot=False)
-    first = sweep.search_order(doc["points"])[0]
+    first = search_order(doc["points"])[0]
     assert first["search"] == "retrained" and first["retrained"]
     best = doc["smallest_within_tolerance"]
     if best is not None:  # every point smaller than the answer was retrained and failed
-        for p in sweep.search_order(doc["points"]):
+        for p in search_order(doc["points"]):
             if p is best or p == best:
                 break
             assert p["retrained"] and p["quality_loss"] > 0.003
-
-
-def test_pareto_and_smallest() -> None:
-    pts = [{"energy_j": 1.0, "composed_accuracy": 0.90, "quality_loss": 0.01,
-            "bits_per_neuron": 10, "weight_clusters": 4, "input_clusters": 4},
-           {"energy_j": 2.0, "composed_accuracy": 0.95, "quality_loss": 0.002,
-            "bits_per_neuron": 40, "weight_clusters": 16, "input_clusters": 16},
-           {"energy_j": 3.0, "composed_accuracy": 0.94, "quality_loss": 0.003,
-            "bits_per_neuron": 30, "weight_clusters": 8, "input_clusters": 16},
-           {"energy_j": 4.0, "composed_accuracy": 0.96, "quality_loss": -0.001,
-            "bits_per_neuron": 80, "weight_clusters": 32, "input_clusters": 32}]
-    assert sweep.pareto_front(pts) == [0, 1, 3]
-    assert sweep.smallest_within_tolerance(pts)["weight_clusters"] == 8
-    assert sweep.smallest_within_tolerance(pts[:1]) is None
 
 
 def test_parse_int_list() -> None:

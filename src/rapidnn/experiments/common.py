@@ -16,10 +16,9 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from rapidnn._files import atomic_write_text
 from rapidnn.composer.composed import ComposedModel
+from rapidnn.selection import TOLERANCE
 from rapidnn.workloads import Workload
 from rapidnn.workloads.splits import Splits
-
-TOLERANCE = 0.003  # the paper's quality-loss budget: 0.3 points (absolute, as a fraction)
 
 
 @dataclass(frozen=True)

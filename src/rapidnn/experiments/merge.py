@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-FORMAT = "rapidnn-reproduce-v2"
+from rapidnn.experiments.summary import FORMAT, audit_geomeans, geomeans, policy_geomeans
+
 _SAME = ("quick", "budget", "tolerance")
 _SAME_SWEEP = ("values", "mode", "retrain_limit")
 
@@ -69,8 +70,6 @@ def merge_results(docs: Sequence[dict[str, Any]],
     ``seconds`` of the merged document is the time it took to produce what it holds: the wall
     time of each part whose rows are all kept, the sum of the kept rows' own times for a part
     that is only partly kept. One complete part gives back that document unchanged."""
-    from rapidnn.experiments.reproduce import audit_geomeans, geomeans, policy_geomeans
-
     if not docs:
         raise ValueError("nothing to merge: give at least one results.json")
     sources = list(sources) if sources is not None else [f"part {i + 1}"

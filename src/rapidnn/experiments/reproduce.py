@@ -24,7 +24,6 @@ import torch
 from rich.console import Console
 
 from rapidnn.experiments.common import (
-    TOLERANCE,
     Budget,
     budget_for,
     loader,
@@ -32,7 +31,8 @@ from rapidnn.experiments.common import (
     retrained,
     write_json,
 )
-from rapidnn.experiments.merge import FORMAT
+from rapidnn.experiments.summary import FORMAT, audit_geomeans, geomeans, policy_geomeans
+from rapidnn.selection import TOLERANCE
 from rapidnn.workloads import Workload, get_workload
 
 QUICK_SWEEP = (4, 16)
@@ -185,49 +185,6 @@ def _point(p: dict[str, Any] | None) -> dict[str, Any] | None:
     keys = ("weight_clusters", "input_clusters", "composed_accuracy", "quality_loss",
             "bytes_per_neuron", "retrain_rounds")
     return None if p is None else {k: p.get(k) for k in keys}
-
-
-def policy_geomeans(entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Geometric mean over workloads of each policy's ratios (rows that have policies)."""
-    from rapidnn.hardware import summarize_comparisons
-
-    rows = [e for e in entries if e.get("policies")]
-    if not rows:
-        return {}
-    return {p: summarize_comparisons([e["policies"][p] for e in rows if p in e["policies"]])
-            for p in rows[0]["policies"]}
-
-
-def audit_geomeans(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Geometric mean over workloads of every audit scenario's ratios."""
-    from rapidnn.hardware import summarize_comparisons
-
-    rows = [e["audit"]["scenarios"] for e in entries if e.get("audit")]
-    if not rows:
-        return []
-    out = []
-    for i, sc in enumerate(rows[0]):
-        same = [r[i] for r in rows if len(r) > i and r[i]["name"] == sc["name"]]
-        mean = summarize_comparisons([{b: s[b] for b in ("isaac", "pipelayer", "gpu")}
-                                      for s in same])
-        out.append({"name": sc["name"], "description": sc["description"],
-                    "networks": len(same), **mean})
-    return out
-
-
-def geomeans(entries: Sequence[dict[str, Any]], shape_rows: Sequence[dict[str, Any]]
-             ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Geometric means of the energy efficiency and speedup over each baseline: over the
-    workloads, and over the workloads with the shape-only networks."""
-    from rapidnn.hardware import summarize_comparisons
-
-    pick = ("energy_efficiency", "speedup")
-
-    def mean(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        return summarize_comparisons([{b: {k: v[k] for k in pick} for b, v in r["vs"].items()}
-                                      for r in rows]) if rows else {}
-
-    return mean(entries), mean([*entries, *shape_rows])
 
 
 def run_reproduce(quick: bool = False, out: str | os.PathLike[str] = "results", *,

@@ -31,13 +31,19 @@ from rich.console import Console
 from rapidnn._files import atomic_write_text
 from rapidnn.composer.retrain import VERSION as RETRAIN_VERSION
 from rapidnn.experiments.common import (
-    TOLERANCE,
     Budget,
     budget_for,
     loader,
     machine,
     retrained,
     write_json,
+)
+from rapidnn.selection import (
+    TOLERANCE,
+    most_accurate,
+    pareto_front,
+    search_order,
+    smallest_within_tolerance,
 )
 from rapidnn.workloads import Workload, get_workload
 
@@ -157,39 +163,6 @@ def _load_existing(path: Path, options: dict[str, Any], restart: bool,
                   if options.get(k) != old_options.get(k))
     raise SweepOptionsError(f"{path} was written with other options ({', '.join(diff)}); "
                             "use another --out folder or pass --restart")
-
-
-def pareto_front(points: list[dict[str, Any]], x: str = "energy_j",
-                 y: str = "composed_accuracy") -> list[int]:
-    """Indices of the points no other point beats (lower ``x`` and higher ``y``)."""
-    front = []
-    for i, p in enumerate(points):
-        dominated = any(q[x] <= p[x] and q[y] >= p[y] and (q[x] < p[x] or q[y] > p[y])
-                        for j, q in enumerate(points) if j != i)
-        if not dominated:
-            front.append(i)
-    return front
-
-
-def _size(p: dict[str, Any]) -> tuple[float, int, int]:
-    return p["bits_per_neuron"], p["weight_clusters"], p["input_clusters"]
-
-
-def smallest_within_tolerance(points: list[dict[str, Any]],
-                              tolerance: float = TOLERANCE) -> dict[str, Any] | None:
-    """The point with the least memory per neuron whose quality loss is within tolerance."""
-    ok = [p for p in points if p["quality_loss"] <= tolerance + 1e-12]
-    return min(ok, key=_size) if ok else None
-
-
-def most_accurate(points: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The point with the least quality loss (the smaller one on a tie)."""
-    return min(points, key=lambda p: (p["quality_loss"], *_size(p))) if points else None
-
-
-def search_order(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Points in the order the search retrains them: ascending memory per neuron."""
-    return sorted(points, key=_size)
 
 
 def _describe(p: dict[str, Any]) -> str:

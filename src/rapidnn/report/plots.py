@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rapidnn.selection import TOLERANCE, pareto_front, smallest_within_tolerance
+
 
 def _plt():
     import matplotlib
@@ -39,8 +41,6 @@ def _energy_axis(ax: Any, xs: Sequence[float]) -> None:
 
 def pareto_plot(points: Sequence[dict[str, Any]], path: Path, title: str = "") -> Path:
     """Energy per inference (log x) against accuracy; the Pareto front joined and highlighted."""
-    from rapidnn.experiments.sweep import pareto_front
-
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     xs = [p["energy_j"] for p in points]
@@ -68,8 +68,6 @@ def pareto_plot(points: Sequence[dict[str, Any]], path: Path, title: str = "") -
 def multi_pareto_plot(sweeps: Mapping[str, Sequence[dict[str, Any]]], path: Path,
                       title: str = "") -> Path:
     """One panel per workload: energy vs accuracy with its Pareto front."""
-    from rapidnn.experiments.sweep import pareto_front
-
     plt = _plt()
     n = max(1, len(sweeps))
     fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 4), squeeze=False)
@@ -93,13 +91,11 @@ def multi_pareto_plot(sweeps: Mapping[str, Sequence[dict[str, Any]]], path: Path
 
 
 def accuracy_grid(sweeps: Mapping[str, Sequence[dict[str, Any]]], path: Path,
-                  title: str = "", tolerance: float = 0.003) -> Path:
+                  title: str = "", tolerance: float = TOLERANCE) -> Path:
     """One panel per workload: quality loss over the (w, u) grid as a heat map, each cell
     labelled with its accuracy (``r`` = after retraining); the smallest point within
     ``tolerance`` is boxed."""
     from matplotlib.patches import Rectangle
-
-    from rapidnn.experiments.sweep import smallest_within_tolerance
 
     plt = _plt()
     n = max(1, len(sweeps))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -22,9 +22,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, update_bn
 
 from rapidnn.workloads.checkpoint import TrainingState
-
-if TYPE_CHECKING:
-    from rapidnn.workloads import Recipe
+from rapidnn.workloads.recipe import Recipe
 
 __all__ = ["fit", "make_optimizer"]
 

@@ -16,16 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from rapidnn import data
-
-if TYPE_CHECKING:
-    from rapidnn.workloads import Recipe
+from rapidnn.workloads.recipe import Recipe, WorkloadError
 
 __all__ = [
     "Splits",
@@ -139,8 +136,6 @@ def _tensors(name: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
 def har_train_subjects(n_windows: int | None = None) -> np.ndarray:
     """Subject id of every window of ``data.load("har", "train")``, in the same order (recomputed
     from the raw HAPT arrays with :func:`rapidnn.data.har_window_starts`)."""
-    from rapidnn.workloads import WorkloadError
-
     spec = data.DATASETS["har"]
     path = data.datasets_root() / spec.folder / spec.splits["train"][0]
     with np.load(path, allow_pickle=False) as npz:

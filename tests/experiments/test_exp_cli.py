@@ -45,6 +45,10 @@ def test_retrain_limit_default_matches_the_library() -> None:
     ["train", "no-such-workload"],
     ["reproduce", "--workload", "no-such-workload"],
     ["reproduce", "--pretrained", "/no/such/folder"],
+    ["reproduce", "--budget", "medium"],
+    ["reproduce", "--budget", "/no/such/budget.yaml"],
+    ["reproduce", "--quick", "--budget", "full"],
+    ["train", "isolet-mlp", "--budget", "medium"],
 ])
 def test_user_errors_exit_2(args: list[str], tiny, tmp_path: Path) -> None:
     result = runner.invoke(_app(), [*args, *(["--out", str(tmp_path / "o")]

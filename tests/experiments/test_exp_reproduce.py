@@ -7,17 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from rapidnn.experiments.common import Budget
+from rapidnn.budget import QUICK
 from rapidnn.experiments.reproduce import run_reproduce
 
-TINY = Budget(test_images=200, val_images=52, train_batches=2, sim_images=16,
-              approx_images=16, max_rounds=1)
+TINY = QUICK.replace(name="tiny", test_images=200, val_images=52, train_batches=2,
+                     sim_images=16, approx_images=16, max_rounds=1, sweep_values=(4, 8))
 
 
 def test_reproduce_end_to_end(tiny, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    results = run_reproduce(True, out, shape_networks=["alexnet"], sweep_values=[4, 8],
-                            budget=TINY, progress=False)
+    results = run_reproduce(TINY, out, shape_networks=["alexnet"], progress=False)
     on_disk = json.loads((out / "results.json").read_text())
     assert on_disk["quick"] is True and on_disk["workloads"][0]["name"] == "isolet-mlp"
     assert results["seconds"] == on_disk["seconds"] > 0
@@ -81,8 +80,7 @@ def test_reproduce_end_to_end(tiny, tmp_path: Path) -> None:
     assert not list(out.rglob("*.tmp"))
 
     # a second run reuses the store: the retrained model is not retrained again
-    again = run_reproduce(True, out, shape_networks=[], sweep_values=[4, 8], budget=TINY,
-                          progress=False)
+    again = run_reproduce(TINY, out, shape_networks=[], progress=False)
     if entry["retrain"] is None:  # the search took the composed model as it is
         assert again["workloads"][0]["retrain"] is None
     else:

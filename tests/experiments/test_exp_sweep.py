@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 import rapidnn.experiments.sweep as sweep
-from rapidnn.experiments.common import Budget, parse_int_list
+from rapidnn.budget import QUICK
+from rapidnn.experiments.common import parse_int_list
 from rapidnn.selection import search_order
 
-TINY = Budget(test_images=200, val_images=52, train_batches=2, sim_images=16,
-              approx_images=16, max_rounds=1)
+TINY = QUICK.replace(name="tiny", test_images=200, val_images=52, train_batches=2,
+                     sim_images=16, approx_images=16, max_rounds=1, sweep_values=(4, 8))
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ def counter(monkeypatch: pytest.MonkeyPatch):
 
 
 def _run(out: Path, **kw):
-    args = {"quick": True, "out": out, "budget": TINY, "progress": False}
+    args = {"out": out, "budget": TINY, "progress": False}
     return sweep.run_sweep("isolet-mlp", kw.pop("ws", [4, 8]), kw.pop("us", [4]),
                            **{**args, **kw})
 
@@ -101,7 +102,7 @@ def _fake_point(losses: dict[tuple[int, int], float], retrained_losses: dict):
     """An evaluate_point stand-in: memory grows with w and u; loss from the tables."""
     calls: list[tuple[int, int, bool]] = []
 
-    def point(wl, w, u, quick, splits, budget, reference, *, retrain, **kw):
+    def point(wl, w, u, splits, budget, reference, *, retrain, **kw):
         calls.append((w, u, retrain))
         float_acc = int((reference[0] == reference[1]).sum()) / len(reference[1])
         loss = retrained_losses[(w, u)] if retrain else losses[(w, u)]

@@ -27,8 +27,8 @@ def test_six_workloads() -> None:
         assert wl.recipe.dataset == wl.dataset
         q = wl.quick_recipe
         assert q.epochs < wl.recipe.epochs or (q.train_subset or 10**9) < 10**9
-        assert wl.key() != wl.key(quick=True)
-        assert wl.key().startswith(f"{name}-") and wl.key(quick=True).startswith(f"{name}-quick-")
+        assert wl.key() != wl.key("quick")
+        assert wl.key().startswith(f"{name}-") and wl.key("quick").startswith(f"{name}-quick-")
 
 
 def test_key_dict_omits_defaults_only() -> None:

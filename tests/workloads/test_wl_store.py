@@ -42,7 +42,7 @@ def test_train_then_reuse(tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 def test_quick_is_a_separate_entry(tiny, tmp_path: Path) -> None:
-    _, info = store.get_trained(tiny, quick=True, progress=False, root=tmp_path)
+    _, info = store.get_trained(tiny, "quick", progress=False, root=tmp_path)
     assert info["quick"] and "-quick-" in info["key"]
     assert not store.entry_paths(tiny, root=tmp_path)[0].exists()
 
@@ -123,7 +123,7 @@ def test_composed_keys() -> None:
     assert default.startswith(f"{wl.key()}--composed-w16-u16-")
     assert store.composed_key(wl, {"weight_clusters": 8}) != default
     assert store.composed_key(wl, {"tree": True, "weight_clusters": 16}) != default
-    assert store.composed_key(wl, {}, quick=True) != default
+    assert store.composed_key(wl, {}, "quick") != default
     assert store.composed_key(wl, {}, tag="retrained") != default
     assert "extra" in store.composed_options({"retrain_epochs": 3})
     with pytest.raises(WorkloadError, match="invalid compose options"):

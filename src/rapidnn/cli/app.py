@@ -8,9 +8,12 @@ import contextlib
 import json
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from rapidnn.budget import Budget
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="RAPIDNN: deep-network inference inside non-volatile memory.")
@@ -43,3 +46,19 @@ def user_errors() -> Iterator[None]:
 
 def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=float) + "\n")
+
+
+BudgetOption = Annotated[str | None, typer.Option(
+    "--budget", help="quick, full (the default) or a budget YAML file (rapidnn.budget): the "
+                     "recipes, data subsets, sweep grid and audit factors")]
+QuickOption = Annotated[bool, typer.Option("--quick", help="short for --budget quick")]
+
+
+def choose_budget(budget: str | None, quick: bool) -> Budget:
+    """The one budget of a command, from ``--budget`` and its shorthand ``--quick``."""
+    from rapidnn.budget import get_budget
+
+    if quick and budget not in (None, "quick"):
+        raise ValueError(f"--quick and --budget {budget} exclude each other (--quick is "
+                         f"--budget quick)")
+    return get_budget("quick" if quick else budget or "full")

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from rapidnn.cli.app import print_json, user_errors
+from rapidnn.cli.app import BudgetOption, QuickOption, choose_budget, print_json, user_errors
 
 
 def _threads(threads: int | None) -> None:
@@ -23,7 +23,8 @@ Threads = Annotated[int | None, typer.Option(min=1, help="torch CPU threads (def
 
 def train_cmd(
     workload: Annotated[str, typer.Argument(help="a workload name (rapidnn.workloads)")],
-    quick: Annotated[bool, typer.Option("--quick", help="the reduced quick recipe")] = False,
+    quick: QuickOption = False,
+    budget: BudgetOption = None,
     threads: Threads = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the info as JSON")] = False,
 ) -> None:
@@ -36,12 +37,14 @@ def train_cmd(
     with user_errors():
         _threads(threads)
         console = Console(stderr=True)
-        _, info = get_trained(workload, quick, progress=True, console=console)
+        recipes = choose_budget(budget, quick).recipes
+        _, info = get_trained(workload, recipes, progress=True, console=console)
     if as_json:
         print_json({k: v for k, v in info.items() if k != "loss_history"})
         return
     out = Console()
-    out.print(f"{info['workload']}{' (quick recipe)' if quick else ''}: float test accuracy "
+    out.print(f"{info['workload']}{' (quick recipe)' if recipes == 'quick' else ''}: float test "
+              f"accuracy "
               f"{info['test_accuracy']:.4f} (validation {info['val_accuracy']:.4f})")
     out.print(f"cached at {info['path']}")
 
@@ -62,8 +65,8 @@ def sweep_cmd(
                                                  "points before retraining")] = 1.5,
     max_rounds: Annotated[int | None, typer.Option(min=0, help="retraining rounds at most")]
     = None,
-    quick: Annotated[bool, typer.Option("--quick", help="quick recipe and data subsets")]
-    = False,
+    quick: QuickOption = False,
+    budget: BudgetOption = None,
     out: Annotated[str, typer.Option(help="output folder (sweep.json, pareto.png)")] = "sweep",
     restart: Annotated[bool, typer.Option("--restart", help="discard an existing sweep.json")]
     = False,
@@ -86,7 +89,8 @@ def sweep_cmd(
         us = parse_int_list(input_clusters, "--input-clusters")
         _threads(threads)
         mode = "all" if retrain else "search" if search else "none"
-        doc = run_sweep(workload, ws, us, mode=mode, max_rounds=max_rounds, quick=quick,
+        chosen = choose_budget(budget, quick)
+        doc = run_sweep(workload, ws, us, mode=mode, max_rounds=max_rounds, budget=chosen,
                         out=out, restart=restart, console=Console(stderr=True),
                         retrain_limit=retrain_limit / 100)
     if as_json:
@@ -94,7 +98,7 @@ def sweep_cmd(
         return
     console = Console(width=max(Console().width, 110))
     console.print(to_rich(sweep_table(doc["points"], title=f"sweep {workload}"
-                                      f"{' (quick)' if quick else ''}, float accuracy "
+                                      f"{' (quick)' if chosen.quick else ''}, float accuracy "
                                       f"{100 * doc['float_accuracy']:.2f}%")))
     best = doc["smallest_within_tolerance"]
     if best is None:
@@ -119,8 +123,8 @@ def _print_results(results: dict, out: str, lead: str = "") -> None:
 
 
 def reproduce_cmd(
-    quick: Annotated[bool, typer.Option("--quick", help="quick recipes and data subsets")]
-    = False,
+    quick: QuickOption = False,
+    budget: BudgetOption = None,
     out: Annotated[str, typer.Option(help="output folder")] = "results",
     workload: Annotated[list[str] | None, typer.Option(help="only these workloads "
                                                               "(repeatable)")] = None,
@@ -142,13 +146,14 @@ def reproduce_cmd(
     with user_errors():
         _threads(threads)
         for r in import_trained(pretrained) if pretrained else []:
-            console.print(f"pretrained {r.workload}{' (quick)' if r.quick else ''}: {r.status} "
+            console.print(f"pretrained {r.workload}{_recipes_label(r.recipes)}: {r.status} "
                           f"({r.key})")
-        results = run_reproduce(quick, out, workloads=workload or None, console=console)
+        chosen = choose_budget(budget, quick)
+        results = run_reproduce(chosen, out, workloads=workload or None, console=console)
     if as_json:
         print_json(results)
         return
-    _print_results(results, out, f"{'quick mode; ' if quick else ''}wall time "
+    _print_results(results, out, f"{chosen.name} budget; wall time "
                                  f"{results['seconds']:.0f} s; ")
 
 
@@ -219,7 +224,7 @@ def store_export_cmd(
     from rapidnn.workloads.transfer import export_trained
 
     with user_errors():
-        results = export_trained(workloads, out, quick)
+        results = export_trained(workloads, out, "quick" if quick else "full")
     _print_transfer(results, as_json)
 
 
@@ -250,8 +255,12 @@ def _print_transfer(results: list, as_json: bool) -> None:
     out = Console()
     for r in results:
         acc = "" if r.test_accuracy is None else f", test accuracy {r.test_accuracy:.4f}"
-        out.print(f"{r.status}: {r.workload}{' (quick)' if r.quick else ''} {r.key}{acc} "
+        out.print(f"{r.status}: {r.workload}{_recipes_label(r.recipes)} {r.key}{acc} "
                   f"({r.path})")
+
+
+def _recipes_label(recipes: str | None) -> str:
+    return " (quick)" if recipes == "quick" else ""
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from rapidnn.cli.app import app, print_json, user_errors
+from rapidnn.cli.app import BudgetOption, app, choose_budget, print_json, user_errors
 
 
 @app.command()
@@ -207,8 +207,10 @@ def audit_cmd(
     model: Annotated[str, typer.Argument(help="a .rapidnn file")],
     config: Annotated[str | None, typer.Option(help="YAML of estimate options")] = None,
     plot: Annotated[str | None, typer.Option(help="write the tornado plot (PNG) here")] = None,
-    quick: Annotated[bool, typer.Option(help="sweep five factors (10^-3, 10^-1.5, 1, 10^1.5, "
-                                             "10^3) instead of thirteen")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="short for --budget quick: five factors "
+                                                        "(10^-3, 10^-1.5, 1, 10^1.5, 10^3) "
+                                                        "instead of thirteen")] = False,
+    budget: BudgetOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """What the paper's ratios (68.4x / 48.1x vs ISAAC, 49.5x / 10.9x vs PipeLayer) would need:
@@ -219,7 +221,7 @@ def audit_cmd(
     with user_errors():
         options, sim = _load_config(config)
         composed = _load_model(model)
-        factors = FACTORS[::3] if quick else FACTORS
+        factors = FACTORS[::choose_budget(budget, quick).audit_stride]
         result = audit(composed, trace=model_trace(composed, sim_config=sim), config=options,
                        name=composed.metadata.get("workload", model), factors=factors)
         if plot is not None:

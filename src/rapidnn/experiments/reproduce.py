@@ -1,7 +1,7 @@
 """``rapidnn reproduce``: the paper's evaluation for every workload, as JSON, Markdown, HTML.
 
 For each workload of :data:`rapidnn.workloads.WORKLOADS`: train or load the float model
-(quick recipe with ``quick``); sweep the (w, u) grid in search mode
+(the budget's recipe, :mod:`rapidnn.budget`); sweep its (w, u) grid in search mode
 (:mod:`rapidnn.experiments.sweep`: every point composed and measured, then retrained in
 ascending memory until one is within 0.3 points), which gives the smallest (w, u) within
 tolerance; at that point (or, when no point is within tolerance, at the most accurate one)
@@ -23,9 +23,8 @@ from typing import Any
 import torch
 from rich.console import Console
 
+from rapidnn.budget import Budget, get_budget
 from rapidnn.experiments.common import (
-    Budget,
-    budget_for,
     loader,
     machine,
     retrained,
@@ -35,11 +34,8 @@ from rapidnn.experiments.summary import FORMAT, audit_geomeans, geomeans, policy
 from rapidnn.selection import TOLERANCE
 from rapidnn.workloads import Workload, get_workload
 
-QUICK_SWEEP = (4, 16)
-FULL_SWEEP = (4, 8, 16, 32, 64)
 
-
-def evaluate_workload(wl: Workload, quick: bool, budget: Budget, w: int = 16, u: int = 16, *,
+def evaluate_workload(wl: Workload, budget: Budget, w: int = 16, u: int = 16, *,
                       point: dict[str, Any] | None = None, progress: bool = True,
                       console: Console | None = None,
                       root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
@@ -56,14 +52,14 @@ def evaluate_workload(wl: Workload, quick: bool, budget: Budget, w: int = 16, u:
     from rapidnn.workloads.store import get_composed, get_trained
 
     t0 = time.perf_counter()
-    model, info = get_trained(wl, quick, progress, root=root, console=console)
-    splits = wl.splits(quick)
+    model, info = get_trained(wl, budget.recipes, progress, root=root, console=console)
+    splits = wl.splits(budget.recipes)
     test = loader(splits.test, budget.test_images)
     if point is not None and not point.get("retrained"):  # the search took it as it is
-        composed, _ = get_composed(wl, w, u, quick, progress, root=root, console=console)
+        composed, _ = get_composed(wl, w, u, budget.recipes, progress, root=root, console=console)
         final, rinfo = composed, {"retrain": None, "cached": None, "path": None}
     else:
-        composed, final, rinfo = retrained(wl, w, u, quick, splits, budget, progress=progress,
+        composed, final, rinfo = retrained(wl, w, u, splits, budget, progress=progress,
                                            console=console, root=root)
     with torch.no_grad():
         if point is not None and point.get("retrained") and "quality_loss_se" in point:
@@ -81,14 +77,14 @@ def evaluate_workload(wl: Workload, quick: bool, budget: Budget, w: int = 16, u:
     trace = Trace.from_dict(sim["trace"])
     cmp = compare(final, trace=trace, name=wl.name)
     data = cmp.to_dict()
-    hw = hardware_summary(data, trace, quick)
+    hw = hardware_summary(data, trace, budget)
     layer_energy = {"rapidnn": {lay.name: lay.energy_j for lay in cmp.rapidnn.layers}}
     for b, est in cmp.baselines.items():
         layer_energy[b] = {lay.name: lay.energy_j for lay in est.layers}
     mem = final.memory()
     return {
-        "name": wl.name, "title": wl.title, "dataset": wl.dataset, "quick": quick,
-        "float_model": info.get("path"), "float_key": wl.key(quick),
+        "name": wl.name, "title": wl.title, "dataset": wl.dataset, "quick": budget.quick,
+        "float_model": info.get("path"), "float_key": wl.key(budget.recipes),
         "test_images": len(test.dataset),
         "float_accuracy": float_acc,
         "composed_accuracy_before_retraining": before,
@@ -119,7 +115,7 @@ def evaluate_workload(wl: Workload, quick: bool, budget: Budget, w: int = 16, u:
     }
 
 
-def hardware_summary(data: dict[str, Any], trace: Any, quick: bool) -> dict[str, Any]:
+def hardware_summary(data: dict[str, Any], trace: Any, budget: Budget) -> dict[str, Any]:
     """The policy ratios, row occupancy before/after the mapper, the simulator-vs-cost-model
     block check and the audit of one network (``data``: ``Comparison.to_dict()``)."""
     from rapidnn.hardware import NetworkShape, estimate_network
@@ -129,7 +125,7 @@ def hardware_summary(data: dict[str, Any], trace: Any, quick: bool) -> dict[str,
     blocks = {lay["name"]: lay["blocks"] for lay in mine["layers"]}
     traced = {lt.name: lt.blocks for lt in trace.layers if lt.name in blocks}
     shape = NetworkShape.from_trace(trace, name=data["network"])
-    full = audit(trace, shape, estimate_network, factors=FACTORS[::3] if quick else FACTORS)
+    full = audit(trace, shape, estimate_network, factors=FACTORS[::budget.audit_stride])
     keep = ("network", "paper", "scenarios", "closest", "tornado", "smallest_changes",
             "smallest_rapidnn_changes")
     return {
@@ -187,11 +183,10 @@ def _point(p: dict[str, Any] | None) -> dict[str, Any] | None:
     return None if p is None else {k: p.get(k) for k in keys}
 
 
-def run_reproduce(quick: bool = False, out: str | os.PathLike[str] = "results", *,
+def run_reproduce(budget: Budget | str = "full", out: str | os.PathLike[str] = "results", *,
                   workloads: Sequence[str] | None = None,
-                  shape_networks: Sequence[str] | None = None,
-                  sweep_values: Sequence[int] | None = None, budget: Budget | None = None,
-                  progress: bool = True, console: Console | None = None,
+                  shape_networks: Sequence[str] | None = None, progress: bool = True,
+                  console: Console | None = None,
                   root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Run the evaluation and write ``results.json``, ``report.md``, ``report.html`` and the
     plots (``plots/*.png``) into ``out``; returns the content of ``results.json``. The sweep
@@ -205,12 +200,12 @@ def run_reproduce(quick: bool = False, out: str | os.PathLike[str] = "results", 
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     console = console or Console(stderr=True)
-    budget = budget or budget_for(quick)
+    budget = get_budget(budget)
     names = list(workloads) if workloads is not None else list(registry.WORKLOADS)
     wls = [get_workload(n) for n in names]
     shapes = list(shape_networks) if shape_networks is not None else list(
         registry.SHAPE_NETWORKS)
-    values = list(sweep_values or (QUICK_SWEEP if quick else FULL_SWEEP))
+    values = list(budget.sweep_values)
 
     entries: list[dict[str, Any]] = []
     sweeps: dict[str, list[dict[str, Any]]] = {}
@@ -219,13 +214,13 @@ def run_reproduce(quick: bool = False, out: str | os.PathLike[str] = "results", 
         for wl in wls:
             bar.update(task, description=f"reproduce: {wl.name}")
             t1 = time.perf_counter()
-            doc = run_sweep(wl, values, values, mode="search", quick=quick,
+            doc = run_sweep(wl, values, values, mode="search",
                             out=folder / "sweeps" / wl.name, budget=budget, progress=progress,
                             console=console, root=root, plot=False)
             sweeps[wl.name] = doc["points"]
             smallest = doc["smallest_within_tolerance"]
             chosen = smallest or doc["most_accurate"]
-            e = evaluate_workload(wl, quick, budget, chosen["weight_clusters"],
+            e = evaluate_workload(wl, budget, chosen["weight_clusters"],
                                   chosen["input_clusters"], point=chosen, progress=progress,
                                   console=console, root=root)
             e["selection"] = ("smallest (w, u) within tolerance" if smallest is not None
@@ -247,7 +242,7 @@ def run_reproduce(quick: bool = False, out: str | os.PathLike[str] = "results", 
 
     geomean, geomean_all = geomeans(entries, shape_rows)
     results = {
-        "format": FORMAT, "quick": quick, "budget": budget.to_dict(),
+        "format": FORMAT, "quick": budget.quick, "budget": budget.to_dict(),
         "tolerance": TOLERANCE,
         "workloads": entries, "shape_networks": shape_rows,
         "geomean": geomean, "geomean_with_shapes": geomean_all,

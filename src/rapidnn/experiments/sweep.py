@@ -29,10 +29,9 @@ import torch
 from rich.console import Console
 
 from rapidnn._files import atomic_write_text
+from rapidnn.budget import Budget, get_budget
 from rapidnn.composer.retrain import VERSION as RETRAIN_VERSION
 from rapidnn.experiments.common import (
-    Budget,
-    budget_for,
     loader,
     machine,
     retrained,
@@ -61,17 +60,17 @@ class SweepOptionsError(ValueError):
 
 
 def sweep_options(wl: Workload, weight_clusters: list[int], input_clusters: list[int],
-                  mode: str, max_rounds: int | None, quick: bool, budget: Budget,
+                  mode: str, max_rounds: int | None, budget: Budget,
                   retrain_limit: float = RETRAIN_LIMIT) -> dict[str, Any]:
-    return {"workload": wl.name, "float_key": wl.key(quick), "quick": quick,
+    return {"workload": wl.name, "float_key": wl.key(budget.recipes), "quick": budget.quick,
             "weight_clusters": list(weight_clusters), "input_clusters": list(input_clusters),
             "mode": mode, "max_rounds": max_rounds if mode != "none" else None,
             "retrain_version": RETRAIN_VERSION if mode != "none" else None,
             "retrain_limit": retrain_limit if mode == "search" else None,
-            "tolerance": TOLERANCE, "budget": budget.to_dict()}
+            "tolerance": TOLERANCE, "budget": budget.data_dict()}
 
 
-def evaluate_point(wl: Workload, w: int, u: int, quick: bool, splits: Any, budget: Budget,
+def evaluate_point(wl: Workload, w: int, u: int, splits: Any, budget: Budget,
                    reference: tuple[torch.Tensor, torch.Tensor], *, retrain: bool,
                    max_rounds: int | None, progress: bool, console: Console | None,
                    root: str | os.PathLike[str] | None,
@@ -91,7 +90,7 @@ def evaluate_point(wl: Workload, w: int, u: int, quick: bool, splits: Any, budge
     test = loader(splits.test, budget.test_images)
     row: dict[str, Any] = {"weight_clusters": w, "input_clusters": u}
     if retrain:
-        composed, final, info = retrained(wl, w, u, quick, splits, budget,
+        composed, final, info = retrained(wl, w, u, splits, budget,
                                           max_rounds=max_rounds, progress=progress,
                                           console=console, root=root)
         row["accuracy_before_retraining"] = (accuracy(composed, test) if before is None
@@ -99,7 +98,7 @@ def evaluate_point(wl: Workload, w: int, u: int, quick: bool, splits: Any, budge
         row["retrain_rounds"] = info["retrain"]["rounds"]
         row["converged"] = info["retrain"]["converged"]
     else:
-        final, _ = get_composed(wl, w, u, quick, progress, root=root, console=console)
+        final, _ = get_composed(wl, w, u, budget.recipes, progress, root=root, console=console)
     float_pred, labels = reference
     paired = paired_loss(float_pred, predictions(final, test)[0], labels)
     row["composed_accuracy"] = paired.composed_accuracy
@@ -176,7 +175,7 @@ def _describe(p: dict[str, Any]) -> str:
     return f"{text}), {p['bytes_per_neuron']:.1f} bytes/neuron, {p['seconds']:.0f} s"
 
 
-def _search(wl: Workload, points: list[dict[str, Any]], quick: bool, splits: Any,
+def _search(wl: Workload, points: list[dict[str, Any]], splits: Any,
             budget: Budget, reference: tuple[torch.Tensor, torch.Tensor],
             max_rounds: int | None, retrain_limit: float, *,
             save: Any, progress: bool, console: Console | None,
@@ -200,7 +199,7 @@ def _search(wl: Workload, points: list[dict[str, Any]], quick: bool, splits: Any
                 continue
             w, u, before = p["weight_clusters"], p["input_clusters"], p["composed_accuracy"]
             p.clear()
-            p.update(evaluate_point(wl, w, u, quick, splits, budget, reference, retrain=True,
+            p.update(evaluate_point(wl, w, u, splits, budget, reference, retrain=True,
                                     max_rounds=max_rounds, progress=progress, console=console,
                                     root=root, before=before))
             p["search"] = "retrained"
@@ -211,9 +210,9 @@ def _search(wl: Workload, points: list[dict[str, Any]], quick: bool, splits: Any
 
 
 def run_sweep(workload: str | Workload, weight_clusters: list[int], input_clusters: list[int],
-              *, mode: str = "none", max_rounds: int | None = None, quick: bool = False,
+              *, mode: str = "none", max_rounds: int | None = None,
               out: str | os.PathLike[str] = "sweep", restart: bool = False,
-              budget: Budget | None = None, progress: bool = True,
+              budget: Budget | str = "full", progress: bool = True,
               console: Console | None = None, root: str | os.PathLike[str] | None = None,
               plot: bool = True, retrain_limit: float = RETRAIN_LIMIT) -> dict[str, Any]:
     """Run (or resume) the sweep over the grid ``weight_clusters`` x ``input_clusters`` and
@@ -229,20 +228,20 @@ def run_sweep(workload: str | Workload, weight_clusters: list[int], input_cluste
     if not 0 <= retrain_limit <= 1:
         raise ValueError(f"retrain limit must be a fraction in [0, 1], got {retrain_limit}")
     wl = get_workload(workload)
-    budget = budget or budget_for(quick)
+    budget = get_budget(budget)
     if mode != "none" and max_rounds is None:
         max_rounds = budget.max_rounds
     folder = Path(out)
     path = folder / "sweep.json"
-    options = sweep_options(wl, weight_clusters, input_clusters, mode, max_rounds, quick,
-                            budget, retrain_limit)
+    options = sweep_options(wl, weight_clusters, input_clusters, mode, max_rounds, budget,
+                            retrain_limit)
     grid = list(product(weight_clusters, input_clusters))
     console = console or Console(stderr=True)
     points = _load_existing(path, options, restart, console)
     done = {(p["weight_clusters"], p["input_clusters"]) for p in points}
     t0 = time.perf_counter()
-    model, info = get_trained(wl, quick, progress, root=root, console=console)
-    splits = wl.splits(quick)
+    model, info = get_trained(wl, budget.recipes, progress, root=root, console=console)
+    splits = wl.splits(budget.recipes)
     with torch.no_grad():
         reference = predictions(model, loader(splits.test, budget.test_images))
     float_acc = int((reference[0] == reference[1]).sum()) / reference[1].numel()
@@ -258,7 +257,7 @@ def run_sweep(workload: str | Workload, weight_clusters: list[int], input_cluste
         task = bar.add_task(f"sweep {wl.name}", total=len(todo))
         for w, u in todo:
             bar.update(task, description=f"sweep {wl.name} w={w} u={u}")
-            points.append(evaluate_point(wl, w, u, quick, splits, budget, reference,
+            points.append(evaluate_point(wl, w, u, splits, budget, reference,
                                          retrain=mode == "all", max_rounds=max_rounds,
                                          progress=progress, console=console, root=root))
             write_json(path, doc)
@@ -266,7 +265,7 @@ def run_sweep(workload: str | Workload, weight_clusters: list[int], input_cluste
                 console.print(f"sweep {wl.name}: {_describe(points[-1])}")
             bar.advance(task)
     if mode == "search":
-        _search(wl, points, quick, splits, budget, reference, max_rounds, retrain_limit,
+        _search(wl, points, splits, budget, reference, max_rounds, retrain_limit,
                 save=lambda: write_json(path, doc), progress=progress, console=console,
                 root=root)
     order = {(w, u): i for i, (w, u) in enumerate(grid)}
@@ -282,7 +281,7 @@ def run_sweep(workload: str | Workload, weight_clusters: list[int], input_cluste
         from rapidnn.report.plots import pareto_plot
         from rapidnn.report.tables import render_text, sweep_table
 
-        label = f"{wl.name}{' (quick)' if quick else ''}"
+        label = f"{wl.name}{' (quick)' if budget.quick else ''}"
         pareto_plot(points, folder / "pareto.png",
                     title=f"{label}: energy per inference vs accuracy")
         doc["plot"] = str(folder / "pareto.png")

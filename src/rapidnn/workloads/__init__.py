@@ -1,9 +1,9 @@
 """The six evaluation workloads, their seeded training recipes and the ImageNet-shape networks.
 
 A :class:`Workload` bundles a network factory, a dataset, a seeded training :class:`Recipe`
-(plus a reduced "quick" variant for ``reproduce --quick``), the train/validation/test split and
-the paper-facing description. :data:`WORKLOADS` is the registry, :func:`get_workload` looks a
-name up (an unknown name raises :class:`WorkloadError` listing the valid ones).
+(plus a reduced "quick" recipe, :attr:`rapidnn.budget.Budget.recipes`), the train/validation/test
+split and the paper-facing description. :data:`WORKLOADS` is the registry, :func:`get_workload`
+looks a name up (an unknown name raises :class:`WorkloadError` listing the valid ones).
 :mod:`rapidnn.workloads.store` caches the trained float models and composed models.
 
 :data:`SHAPE_NETWORKS` holds AlexNet, VGG-16 and ResNet-18 at 224x224: network shapes only (no
@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from rapidnn.budget import RecipeSet, recipe_set
 from rapidnn.workloads import nets
 from rapidnn.workloads.models import LeNet5, mlp
 from rapidnn.workloads.recipe import Recipe, WorkloadError
@@ -68,18 +69,19 @@ class Workload:
     target_accuracy: float | None = None
     retrain_lr: float = 1e-4
 
-    def recipe_for(self, quick: bool = False) -> Recipe:
-        return self.quick_recipe if quick else self.recipe
+    def recipe_for(self, recipes: RecipeSet = "full") -> Recipe:
+        """The recipe of the ``recipes`` set (:attr:`rapidnn.budget.Budget.recipes`)."""
+        return self.quick_recipe if recipe_set(recipes) == "quick" else self.recipe
 
-    def key(self, quick: bool = False) -> str:
+    def key(self, recipes: RecipeSet = "full") -> str:
         """Cache key: ``<name>[-quick]-<hash of the recipe>``."""
-        name = f"{self.name}-quick" if quick else self.name
-        return recipe_key(name, self.recipe_for(quick).key_dict())
+        name = f"{self.name}-quick" if recipe_set(recipes) == "quick" else self.name
+        return recipe_key(name, self.recipe_for(recipes).key_dict())
 
-    def warm_start_base(self, quick: bool = False) -> Workload | None:
+    def warm_start_base(self, recipes: RecipeSet = "full") -> Workload | None:
         """This workload with its recipe's ``warm_start`` recipe as its recipe (whose store
         entry is the model a warm start continues), or None without a warm start."""
-        base = self.recipe_for(quick).warm_start
+        base = self.recipe_for(recipes).warm_start
         return None if base is None else dataclasses.replace(self, recipe=base,
                                                              quick_recipe=base)
 
@@ -89,9 +91,9 @@ class Workload:
             torch.manual_seed(seed)
         return self.factory()
 
-    def splits(self, quick: bool = False) -> Splits:
+    def splits(self, recipes: RecipeSet = "full") -> Splits:
         """Train / validation / test split of the recipe (loads the dataset)."""
-        return load_splits(self.recipe_for(quick))
+        return load_splits(self.recipe_for(recipes))
 
     def example_input(self, batch: int = 2, seed: int = 0) -> torch.Tensor:
         """A random input batch of the right shape (no data needed)."""

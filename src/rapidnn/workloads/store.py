@@ -35,8 +35,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from rapidnn import __version__
 from rapidnn._files import atomic_write, atomic_write_text
+from rapidnn._version import __version__
+from rapidnn.budget import RecipeSet
 from rapidnn.composer.composed import ComposedModel
 from rapidnn.composer.composed import load as load_composed_file
 from rapidnn.composer.config import ComposeConfig
@@ -137,34 +138,34 @@ def entry_lock(path: Path, on_wait: Callable[[], None] | None = None) -> Iterato
 
 
 # Float models ---------------------------------------------------------------------------------
-def entry_paths(workload: str | Workload, quick: bool = False,
+def entry_paths(workload: str | Workload, recipes: RecipeSet = "full",
                 root: str | os.PathLike[str] | None = None) -> tuple[Path, Path]:
     """``(weights, info)`` paths of a workload's float-model entry."""
-    key = get_workload(workload).key(quick)
+    key = get_workload(workload).key(recipes)
     folder = store_root(root)
     return folder / f"{key}.safetensors", folder / f"{key}.json"
 
 
 def save_trained(workload: str | Workload, model: nn.Module, info: dict[str, Any],
-                 quick: bool = False, root: str | os.PathLike[str] | None = None) -> Path:
+                 recipes: RecipeSet = "full", root: str | os.PathLike[str] | None = None) -> Path:
     """Write ``model``'s weights and ``info`` atomically (weights first, then the JSON)."""
     wl = get_workload(workload)
-    weights, meta = entry_paths(wl, quick, root)
+    weights, meta = entry_paths(wl, recipes, root)
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    header = {"recipe": json.dumps(wl.recipe_for(quick).key_dict(), sort_keys=True),
+    header = {"recipe": json.dumps(wl.recipe_for(recipes).key_dict(), sort_keys=True),
               INFO_KEY: json.dumps(info, sort_keys=True)}
     atomic_write(weights, lambda tmp: save_file(state, tmp, metadata=header))
     _write_json(meta, info)
     return weights
 
 
-def load_trained(workload: str | Workload, quick: bool = False,
+def load_trained(workload: str | Workload, recipes: RecipeSet = "full",
                  root: str | os.PathLike[str] | None = None,
                  ) -> tuple[nn.Module, dict[str, Any] | None] | None:
     """The cached float model and its info, or None if there is no usable entry. The info is
     None when the entry has weights but no metadata (e.g. written by the demo)."""
     wl = get_workload(workload)
-    weights, meta = entry_paths(wl, quick, root)
+    weights, meta = entry_paths(wl, recipes, root)
     if not weights.is_file():
         return None
     try:
@@ -181,14 +182,14 @@ def load_trained(workload: str | Workload, quick: bool = False,
             info = json.loads(header[INFO_KEY])
         except ValueError:
             info = None
-    if info is not None and info.get("key") != wl.key(quick):
+    if info is not None and info.get("key") != wl.key(recipes):
         info = None
     return model.eval(), info
 
 
-def _base_info(wl: Workload, quick: bool, splits: Splits) -> dict[str, Any]:
-    recipe = wl.recipe_for(quick)
-    return {"workload": wl.name, "key": wl.key(quick), "quick": quick,
+def _base_info(wl: Workload, recipes: RecipeSet, splits: Splits) -> dict[str, Any]:
+    recipe = wl.recipe_for(recipes)
+    return {"workload": wl.name, "key": wl.key(recipes), "quick": recipes == "quick",
             "recipe": recipe.key_dict(), "dataset": wl.dataset, "sizes": splits.sizes(),
             "rapidnn_version": __version__, "torch_version": torch.__version__}
 
@@ -199,31 +200,31 @@ def _evaluate(model: nn.Module, splits: Splits) -> dict[str, float]:
                 "test_accuracy": accuracy(model, splits.test_loader())}
 
 
-def checkpoint_path(workload: str | Workload, quick: bool = False,
+def checkpoint_path(workload: str | Workload, recipes: RecipeSet = "full",
                     root: str | os.PathLike[str] | None = None) -> Path:
     """Where the training of a workload's float model keeps its per-epoch checkpoint."""
-    key = get_workload(workload).key(quick)
+    key = get_workload(workload).key(recipes)
     return store_root(root) / f"{key}.checkpoint.safetensors"
 
 
-def _resume_state(wl: Workload, quick: bool, root: str | os.PathLike[str] | None,
+def _resume_state(wl: Workload, recipes: RecipeSet, root: str | os.PathLike[str] | None,
                   out: Console | None) -> TrainingState | None:
-    path = checkpoint_path(wl, quick, root)
+    path = checkpoint_path(wl, recipes, root)
     if not path.is_file():
         return None
     try:
-        state = load_checkpoint(path, wl.key(quick))
+        state = load_checkpoint(path, wl.key(recipes))
     except CheckpointError as exc:
         if out is not None:
             out.print(f"{exc}; training from the start")
         return None
     if out is not None:
         out.print(f"training {wl.name}: resuming from the checkpoint after epoch "
-                  f"{state.epoch}/{wl.recipe_for(quick).epochs} ({path})")
+                  f"{state.epoch}/{wl.recipe_for(recipes).epochs} ({path})")
     return state
 
 
-def train_workload(workload: str | Workload, quick: bool = False, progress: bool = True,
+def train_workload(workload: str | Workload, recipes: RecipeSet = "full", progress: bool = True,
                    console: Console | None = None, splits: Splits | None = None, *,
                    root: str | os.PathLike[str] | None = None,
                    ) -> tuple[nn.Module, dict[str, Any]]:
@@ -233,19 +234,19 @@ def train_workload(workload: str | Workload, quick: bool = False, progress: bool
     resumes from it, ending with the same weights. A ``warm_start`` base recipe is taken from
     the store (or trained and stored)."""
     wl = get_workload(workload)
-    recipe = wl.recipe_for(quick)
-    splits = splits if splits is not None else wl.splits(quick)
+    recipe = wl.recipe_for(recipes)
+    splits = splits if splits is not None else wl.splits(recipes)
     out = _console(console) if progress else None
     base_info: dict[str, Any] | None = None
-    base = wl.warm_start_base(quick)
+    base = wl.warm_start_base(recipes)
     if base is not None:
-        model, base_info = get_trained(base, False, progress, root=root, console=console)
+        model, base_info = get_trained(base, "full", progress, root=root, console=console)
         model.train()
     else:
         model = wl.build(seed=recipe.seed)
     loader = splits.train_loader()
-    resume = _resume_state(wl, quick, root, out)
-    ckpt, key = checkpoint_path(wl, quick, root), wl.key(quick)
+    resume = _resume_state(wl, recipes, root, out)
+    ckpt, key = checkpoint_path(wl, recipes, root), wl.key(recipes)
 
     def on_epoch(state: TrainingState) -> None:
         nonlocal last
@@ -259,7 +260,7 @@ def train_workload(workload: str | Workload, quick: bool = False, progress: bool
     if out is not None:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("loss {task.fields[loss]:.3f}"), TimeElapsedColumn())
-        label = f"training {wl.name}{' (quick)' if quick else ''}"
+        label = f"training {wl.name}{' (quick)' if recipes == 'quick' else ''}"
         losses: list[float] = []
 
         def on_batch(epoch: int, i: int, loss: float) -> None:
@@ -279,7 +280,7 @@ def train_workload(workload: str | Workload, quick: bool = False, progress: bool
     else:
         history = fit(model, loader, recipe, **fit_args)
     seconds = time.perf_counter() - t0 if last is None else last.seconds
-    info = _base_info(wl, quick, splits)
+    info = _base_info(wl, recipes, splits)
     info.update(_evaluate(model, splits))
     info.update({"train_seconds": round(seconds, 2), "threads": torch.get_num_threads(),
                  "loss_history": [round(v, 5) for v in history],
@@ -296,7 +297,7 @@ def train_workload(workload: str | Workload, quick: bool = False, progress: bool
     return model.eval(), info
 
 
-def get_trained(workload: str | Workload, quick: bool = False, progress: bool = True, *,
+def get_trained(workload: str | Workload, recipes: RecipeSet = "full", progress: bool = True, *,
                 root: str | os.PathLike[str] | None = None, console: Console | None = None,
                 ) -> tuple[nn.Module, dict[str, Any]]:
     """The trained float model of a workload and its info: from the store, or trained now
@@ -307,19 +308,19 @@ def get_trained(workload: str | Workload, quick: bool = False, progress: bool = 
     ``path`` (the weights file).
     """
     wl = get_workload(workload)
-    weights, _ = entry_paths(wl, quick, root)
+    weights, _ = entry_paths(wl, recipes, root)
     out = _console(console) if progress else None
-    hit = load_trained(wl, quick, root)
+    hit = load_trained(wl, recipes, root)
     if hit is not None:
         model, info = hit
         if info is None:  # weights without metadata (e.g. the demo's cache): complete it
-            splits = wl.splits(quick)
-            info = _base_info(wl, quick, splits)
+            splits = wl.splits(recipes)
+            info = _base_info(wl, recipes, splits)
             info.update(_evaluate(model, splits))
             info.update({"train_seconds": None, "parameters":
                          sum(p.numel() for p in model.parameters()),
                          "note": "weights found without metadata; accuracy measured on reuse"})
-            _write_json(entry_paths(wl, quick, root)[1], info)
+            _write_json(entry_paths(wl, recipes, root)[1], info)
         if out is not None:
             out.print(f"float model {wl.name}: loaded from the store ({weights})")
         return model, {**info, "path": str(weights)}
@@ -328,11 +329,11 @@ def get_trained(workload: str | Workload, quick: bool = False, progress: bool = 
             out.print(f"float model {wl.name}: another process is training it; waiting")
 
     with entry_lock(weights, waiting):
-        if load_trained(wl, quick, root) is not None:  # trained by the lock's holder
-            return get_trained(wl, quick, progress, root=root, console=console)
-        model, info = train_workload(wl, quick, progress, console, root=root)
-        save_trained(wl, model, info, quick, root)
-        checkpoint_path(wl, quick, root).unlink(missing_ok=True)
+        if load_trained(wl, recipes, root) is not None:  # trained by the lock's holder
+            return get_trained(wl, recipes, progress, root=root, console=console)
+        model, info = train_workload(wl, recipes, progress, console, root=root)
+        save_trained(wl, model, info, recipes, root)
+        checkpoint_path(wl, recipes, root).unlink(missing_ok=True)
     if out is not None:
         out.print(f"float model {wl.name}: trained in {info['train_seconds']:.0f} s, test "
                   f"accuracy {info['test_accuracy']:.4f}, stored ({weights})")
@@ -362,41 +363,42 @@ def composed_options(options: dict[str, Any] | None = None, **more: Any) -> dict
 
 
 def composed_key(workload: str | Workload, options: dict[str, Any] | None = None,
-                 quick: bool = False, tag: str = "composed") -> str:
+                 recipes: RecipeSet = "full", tag: str = "composed") -> str:
     """``<float key>--<tag>-w<W>-u<U>-<hash of the canonical options>``."""
     wl = get_workload(workload)
     canon = composed_options(options)
     digest = hashlib.sha256(json.dumps(canon, sort_keys=True).encode()).hexdigest()[:12]
     c = canon["compose"]
-    return f"{wl.key(quick)}--{tag}-w{c['weight_clusters']}-u{c['input_clusters']}-{digest}"
+    return f"{wl.key(recipes)}--{tag}-w{c['weight_clusters']}-u{c['input_clusters']}-{digest}"
 
 
 def composed_path(workload: str | Workload, options: dict[str, Any] | None = None,
-                  quick: bool = False, root: str | os.PathLike[str] | None = None,
+                  recipes: RecipeSet = "full", root: str | os.PathLike[str] | None = None,
                   tag: str = "composed") -> Path:
     """Where the composed model of ``workload`` with ``options`` is cached."""
-    return store_root(root) / "composed" / f"{composed_key(workload, options, quick, tag)}.rapidnn"
+    key = composed_key(workload, options, recipes, tag)
+    return store_root(root) / "composed" / f"{key}.rapidnn"
 
 
 def save_composed(composed: ComposedModel, workload: str | Workload,
-                  options: dict[str, Any] | None = None, quick: bool = False,
+                  options: dict[str, Any] | None = None, recipes: RecipeSet = "full",
                   root: str | os.PathLike[str] | None = None, tag: str = "composed",
                   meta: dict[str, Any] | None = None) -> Path:
     """Store a composed model (``ComposedModel.save``, atomic) and a JSON with its options."""
-    path = composed_path(workload, options, quick, root, tag)
+    path = composed_path(workload, options, recipes, root, tag)
     path.parent.mkdir(parents=True, exist_ok=True)
     composed.save(str(path))
-    info = {"workload": get_workload(workload).name, "quick": quick, "tag": tag,
+    info = {"workload": get_workload(workload).name, "quick": recipes == "quick", "tag": tag,
             "key": path.stem, "options": composed_options(options), **(meta or {})}
     _write_json(path.with_suffix(".json"), info)
     return path
 
 
 def load_composed(workload: str | Workload, options: dict[str, Any] | None = None,
-                  quick: bool = False, root: str | os.PathLike[str] | None = None,
+                  recipes: RecipeSet = "full", root: str | os.PathLike[str] | None = None,
                   tag: str = "composed") -> ComposedModel | None:
     """The cached composed model (``rapidnn.load``), or None if missing or unreadable."""
-    path = composed_path(workload, options, quick, root, tag)
+    path = composed_path(workload, options, recipes, root, tag)
     if not path.is_file():
         return None
     try:
@@ -406,7 +408,7 @@ def load_composed(workload: str | Workload, options: dict[str, Any] | None = Non
 
 
 def get_composed(workload: str | Workload, weight_clusters: int = 16, input_clusters: int = 16,
-                 quick: bool = False, progress: bool = True, *,
+                 recipes: RecipeSet = "full", progress: bool = True, *,
                  root: str | os.PathLike[str] | None = None, console: Console | None = None,
                  **options: Any) -> tuple[ComposedModel, dict[str, Any]]:
     """The workload's float model composed with ``(weight_clusters, input_clusters)`` and
@@ -421,25 +423,25 @@ def get_composed(workload: str | Workload, weight_clusters: int = 16, input_clus
     if "extra" in canon:
         raise WorkloadError(f"not compose options: {', '.join(canon['extra'])}; valid: "
                             f"{', '.join(ComposeConfig.model_fields)}")
-    path = composed_path(wl, opts, quick, root)
-    cached = load_composed(wl, opts, quick, root)
+    path = composed_path(wl, opts, recipes, root)
+    cached = load_composed(wl, opts, recipes, root)
     out = _console(console) if progress else None
     if cached is not None:
         if out is not None:
             out.print(f"composed model {wl.name}: loaded from the store ({path})")
         return cached, {**(_read_json(path.with_suffix(".json")) or {}), "path": str(path)}
-    model, _ = get_trained(wl, quick, progress, root=root, console=console)
+    model, _ = get_trained(wl, recipes, progress, root=root, console=console)
     n_batches = canon["compose"]["calibration_batches"]
     kwargs = {k: v for k, v in opts.items() if k not in ("weight_clusters", "input_clusters")}
     kwargs["calibration_batches"] = n_batches
     t0 = time.perf_counter()
-    batches = wl.splits(quick).calibration(n_batches)
+    batches = wl.splits(recipes).calibration(n_batches)
     composed = compose(model, batches, weight_clusters, input_clusters, **kwargs)
     composed.metadata.update({"workload": wl.name, "dataset": wl.dataset})  # for the CLI
     meta = {"compose_seconds": round(time.perf_counter() - t0, 2),
-            "float_key": wl.key(quick),
+            "float_key": wl.key(recipes),
             "bits_per_neuron": composed.memory()["bits_per_neuron"]}
-    save_composed(composed, wl, opts, quick, root, meta=meta)
+    save_composed(composed, wl, opts, recipes, root, meta=meta)
     if out is not None:
         out.print(f"composed model {wl.name}: composed in {meta['compose_seconds']:.0f} s, "
                   f"stored ({path})")

@@ -23,6 +23,7 @@ from safetensors import SafetensorError, safe_open
 
 import rapidnn.workloads as registry
 from rapidnn._files import atomic_write
+from rapidnn.budget import RECIPE_SETS, RecipeSet
 from rapidnn.workloads import Workload, WorkloadError, get_workload
 from rapidnn.workloads.store import (
     INFO_KEY,
@@ -44,7 +45,7 @@ class TransferResult:
 
     key: str
     workload: str
-    quick: bool
+    recipes: RecipeSet
     status: str
     path: str
     test_accuracy: float | None = None
@@ -53,16 +54,16 @@ class TransferResult:
         return asdict(self)
 
 
-def _current_keys() -> dict[str, tuple[Workload, bool]]:
+def _current_keys() -> dict[str, tuple[Workload, RecipeSet]]:
     """Every current store key: the full and quick recipe of every workload and the warm-start
     bases they continue (as a full recipe of the workload, which is how training finds them)."""
-    keys: dict[str, tuple[Workload, bool]] = {}
+    keys: dict[str, tuple[Workload, RecipeSet]] = {}
     for wl in registry.WORKLOADS.values():
-        for quick in (False, True):
-            keys[wl.key(quick)] = (wl, quick)
-            base = wl.warm_start_base(quick)
+        for recipes in RECIPE_SETS:
+            keys[wl.key(recipes)] = (wl, recipes)
+            base = wl.warm_start_base(recipes)
             while base is not None:
-                keys[base.key()] = (base, False)
+                keys[base.key()] = (base, "full")
                 base = base.warm_start_base()
     return keys
 
@@ -83,16 +84,17 @@ def list_trained(root: str | os.PathLike[str] | None = None) -> list[dict[str, A
     for weights in _float_models(folder):
         info = _read_json(weights.with_suffix(".json")) or {}
         key = weights.stem
-        wl, quick = current.get(key, (None, None))
+        wl, recipes = current.get(key, (None, None))
         rows.append({"key": key, "workload": wl.name if wl else info.get("workload"),
-                     "quick": quick if wl else info.get("quick"), "current": wl is not None,
+                     "recipes": recipes or ("quick" if info.get("quick") else "full"),
+                     "current": wl is not None,
                      "test_accuracy": info.get("test_accuracy"),
                      "val_accuracy": info.get("val_accuracy"),
                      "train_seconds": info.get("train_seconds"), "path": str(weights)})
     return rows
 
 
-def export_trained(workloads: list[str], out: str | os.PathLike[str], quick: bool = False,
+def export_trained(workloads: list[str], out: str | os.PathLike[str], recipes: RecipeSet = "full",
                    root: str | os.PathLike[str] | None = None) -> list[TransferResult]:
     """Copy the stored float models of ``workloads`` (current recipe) into folder ``out``:
     ``<key>.safetensors`` and ``<key>.json``, each written to a temporary file and renamed.
@@ -100,18 +102,19 @@ def export_trained(workloads: list[str], out: str | os.PathLike[str], quick: boo
     entries = []
     for name in workloads:
         wl = get_workload(name)
-        hit = load_trained(wl, quick, root)
+        hit = load_trained(wl, recipes, root)
         if hit is None or hit[1] is None:
-            raise WorkloadError(f"{wl.name}{' (quick)' if quick else ''} is not in the store "
+            flag = " --quick" if recipes == "quick" else ""
+            raise WorkloadError(f"{wl.name}{' (quick)' if flag else ''} is not in the store "
                                 f"{store_root(root)}: train it first (rapidnn train {wl.name}"
-                                f"{' --quick' if quick else ''})")
-        entries.append((wl, entry_paths(wl, quick, root), hit[1]))
+                                f"{flag})")
+        entries.append((wl, entry_paths(wl, recipes, root), hit[1]))
     folder = Path(out).expanduser()
     results = []
     for wl, (weights, meta), info in entries:
         for src in (weights, meta):
             atomic_write(folder / src.name, lambda tmp, src=src: shutil.copyfile(src, tmp))
-        results.append(TransferResult(wl.key(quick), wl.name, quick, "exported",
+        results.append(TransferResult(wl.key(recipes), wl.name, recipes, "exported",
                                       str(folder / weights.name), info.get("test_accuracy")))
     return results
 
@@ -133,7 +136,7 @@ def _candidates(sources: list[str]) -> list[Path]:
 
 
 def _check(path: Path) -> tuple[Workload | None, bool, Any, dict[str, Any]]:
-    """The workload, quick flag, loaded model and info of an exported float-model file (workload
+    """The workload, recipe set, loaded model and info of an exported float-model file (workload
     and model None when the file is stale: its key is no current recipe's); a
     :class:`WorkloadError` naming the file for anything unusable."""
     try:
@@ -150,15 +153,15 @@ def _check(path: Path) -> tuple[Workload | None, bool, Any, dict[str, Any]]:
                             f"header)") from None
     current = _current_keys()
     if key not in current:
-        return None, bool(info.get("quick")), None, info
-    wl, quick = current[key]
+        return None, "quick" if info.get("quick") else "full", None, info
+    wl, recipes = current[key]
     model = wl.build()
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
         raise WorkloadError(f"{path} does not fit the {wl.name} network: {first}") from None
-    return wl, quick, model.eval(), info
+    return wl, recipes, model.eval(), info
 
 
 def import_trained(sources: list[str], root: str | os.PathLike[str] | None = None,
@@ -170,18 +173,18 @@ def import_trained(sources: list[str], root: str | os.PathLike[str] | None = Non
     entry's info records ``imported_from``."""
     checked = [(path, *_check(path)) for path in _candidates(sources)]
     results = []
-    for path, wl, quick, model, info in checked:
+    for path, wl, recipes, model, info in checked:
         if wl is None:
             results.append(TransferResult(str(info["key"]), str(info.get("workload", "?")),
-                                          quick, "stale", str(path), info.get("test_accuracy")))
+                                          recipes, "stale", str(path), info.get("test_accuracy")))
             continue
-        weights, _ = entry_paths(wl, quick, root)
-        hit = load_trained(wl, quick, root)
+        weights, _ = entry_paths(wl, recipes, root)
+        hit = load_trained(wl, recipes, root)
         if hit is not None and hit[1] is not None and not overwrite:
-            results.append(TransferResult(wl.key(quick), wl.name, quick, "present",
+            results.append(TransferResult(wl.key(recipes), wl.name, recipes, "present",
                                           str(weights), hit[1].get("test_accuracy")))
             continue
-        save_trained(wl, model, {**info, "imported_from": str(path.resolve())}, quick, root)
-        results.append(TransferResult(wl.key(quick), wl.name, quick, "imported", str(weights),
+        save_trained(wl, model, {**info, "imported_from": str(path.resolve())}, recipes, root)
+        results.append(TransferResult(wl.key(recipes), wl.name, recipes, "imported", str(weights),
                                       info.get("test_accuracy")))
     return results

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rapidnn.accel.trace import LayerTrace, Trace
-from rapidnn.hardware import load_hardware
+from rapidnn.hardware import isaac, load_hardware, pipelayer, rapidnn
 from rapidnn.hardware.rapidnn import tree_additions
 
 
@@ -50,3 +50,18 @@ def rapidnn_spec():
 @pytest.fixture(scope="session")
 def pipelayer_spec():
     return load_hardware("pipelayer")
+
+
+@pytest.fixture(scope="session")
+def isaac_hw(isaac_spec):
+    return isaac.IsaacHardware.from_spec(isaac_spec)
+
+
+@pytest.fixture(scope="session")
+def rapidnn_hw(rapidnn_spec):
+    return rapidnn.RapidnnHardware.from_spec(rapidnn_spec)
+
+
+@pytest.fixture(scope="session")
+def pipelayer_hw(pipelayer_spec):
+    return pipelayer.PipeLayerHardware.from_spec(pipelayer_spec)

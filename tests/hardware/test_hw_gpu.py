@@ -9,7 +9,7 @@ from rapidnn.hardware.network import NetworkShape, conv2d, linear
 
 
 def test_memory_bound_fc_and_compute_bound_conv():
-    spec = load_hardware("gpu")
+    spec = gpu.GpuHardware.from_spec(load_hardware("gpu"))
     fc = linear("fc", 4096, 4096)
     t = gpu.layer_time_s(spec, fc, 1)
     assert t == pytest.approx((4096 * 4096 + 8192) * 4 / 320e9)

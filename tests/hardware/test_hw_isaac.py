@@ -12,14 +12,14 @@ def within(x, target, tol):
     return abs(x - target) <= tol * target
 
 
-def test_chip_power_area_ce_within_5_percent(isaac_spec):
+def test_chip_power_area_ce_within_5_percent(isaac_spec, isaac_hw):
     s = chip_summary(isaac_spec)
     assert within(s["power_w"], 65.8, 0.05)  # component table sum: 65.81 W
     assert within(s["area_mm2"], 85.4, 0.05)  # 85.42 mm2
     assert within(s["gops_per_mm2"], 479.0, 0.05)  # 483.3
     assert within(s["peak_gops"], 41_300, 0.01)  # 41.3 TOPS (16-bit, 2 ops per MAC)
     assert s["power_basis"] == "component table"
-    assert isaac_spec.per_chip("crossbar") == 16_128
+    assert isaac_hw.crossbar.per_chip == 16_128
 
 
 def test_power_efficiency_discrepancy_is_documented(isaac_spec):
@@ -37,15 +37,15 @@ def test_tile_and_ima_sums(isaac_spec):
     assert ima == pytest.approx(24.08, abs=0.01)
 
 
-def test_layer_mapping(isaac_spec):
+def test_layer_mapping(isaac_hw):
     layer = linear("fc", 1152, 256)
-    assert isaac.layer_blocks(isaac_spec, layer) == (9, 16)  # 16 weights per crossbar
-    ev = isaac.layer_events(isaac_spec, layer)
-    assert ev["crossbar.read"] == 16 * 9 * 16
-    assert ev["adc.convert"] == 16 * 9 * 256 * 8
-    assert ev["dac.drive"] == 16 * 1152 * 16
+    assert isaac.layer_blocks(isaac_hw, layer) == (9, 16)  # 16 weights per crossbar
+    ev = isaac.layer_events(isaac_hw, layer)
+    assert ev[isaac_hw.crossbar.read] == 16 * 9 * 16
+    assert ev[isaac_hw.adc.convert] == 16 * 9 * 256 * 8
+    assert ev[isaac_hw.dac.drive] == 16 * 1152 * 16
     # one ADC conversion per 16-bit MAC when rows are full
-    assert ev["adc.convert"] / layer.macs == pytest.approx(1.0)
+    assert ev[isaac_hw.adc.convert] / layer.macs == pytest.approx(1.0)
 
 
 def test_balanced_pipeline_replicates_conv_layers(isaac_spec):

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from rapidnn.hardware import PRESETS, TAGS, HardwareConfigError, load_hardware
-from rapidnn.hardware.spec import preset_path
+from rapidnn.hardware.loader import preset_path
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -79,11 +79,11 @@ def test_overrides(rapidnn_spec, isaac_spec):
                                      "rna_block.energy.search_row_bit": 100.0})
     assert s.get("rna_block.latency.nor_cycle").value == 2.0
     assert s.get("nor_cycle_ns").tag == "assumed"
-    assert s.value("proc_rows") == 512
-    assert rapidnn_spec.value("proc_rows") == 1024  # the original is untouched
+    assert s.get("proc_rows").value == 512
+    assert rapidnn_spec.get("proc_rows").value == 1024  # the original is untouched
     assert isaac_spec.with_overrides({"adc.peak_power": 1.0}).table_power_w() < 65.8
     with pytest.raises(HardwareConfigError, match="unknown parameter key"):
         rapidnn_spec.with_overrides({"rapidnn.nonexistent": 1.0})
     with pytest.raises(HardwareConfigError):
         rapidnn_spec.with_overrides({"proc_rows": "many"})
-    assert rapidnn_spec.scaled("tiles_per_chip", 2).value("tiles_per_chip") == 64
+    assert rapidnn_spec.scaled("tiles_per_chip", 2).get("tiles_per_chip").value == 64

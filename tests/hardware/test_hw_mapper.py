@@ -65,8 +65,8 @@ def test_cap_of_policies():
     assert M.cap_of(1, "fill") > 1e9
 
 
-def test_estimate_reports_the_chosen_mapping(mnist_trace, rapidnn_spec):
-    est = M.estimate(mnist_trace, rapidnn_spec, EstimateOptions())
+def test_estimate_reports_the_chosen_mapping(mnist_trace, rapidnn_hw):
+    est = M.estimate(mnist_trace, rapidnn_hw, EstimateOptions())
     for lay in est.layers:
         m = lay.mapping
         assert m["blocks_used"] == m["blocks_per_copy"] * m["copies"] == lay.units * lay.replicas
@@ -75,7 +75,7 @@ def test_estimate_reports_the_chosen_mapping(mnist_trace, rapidnn_spec):
     assert est.units_used == sum(lay.mapping["blocks_used"] for lay in est.layers)
     assert sum(lay.mapping["row_occupancy"] for lay in est.layers) == pytest.approx(
         est.row_occupancy)
-    budget = M.estimate(mnist_trace, rapidnn_spec, EstimateOptions(block_budget=500))
+    budget = M.estimate(mnist_trace, rapidnn_hw, EstimateOptions(block_budget=500))
     assert budget.units_used <= 500 and budget.units_available == 500
 
 
@@ -89,6 +89,6 @@ def test_every_objective_is_a_valid_mapping(mnist_trace):
     assert lat.throughput_ips >= eng.throughput_ips and eng.energy_j <= lat.energy_j
 
 
-def test_trace_without_work_maps_nothing(rapidnn_spec):
-    est = M.estimate(Trace(batch=1, layers=[]), rapidnn_spec, EstimateOptions())
+def test_trace_without_work_maps_nothing(rapidnn_hw):
+    est = M.estimate(Trace(batch=1, layers=[]), rapidnn_hw, EstimateOptions())
     assert est.units_used == 0 and est.row_occupancy is None

@@ -24,13 +24,13 @@ def test_power_implied_by_published_efficiency(pipelayer_spec):
     assert s["power_w"] < implied / 10  # the modelled events explain only a small part
 
 
-def test_mapping_example(pipelayer_spec):
+def test_mapping_example(pipelayer_hw):
     layer = linear("fc", 1152, 256)
-    assert pipelayer.layer_arrays(pipelayer_spec, layer) == 18 * 4  # 9 x 2 per 4-bit slice
-    assert pipelayer.position_time_s(pipelayer_spec) == pytest.approx(16 * 29.31e-9)
-    ev = pipelayer.layer_events(pipelayer_spec, layer)
-    assert ev["morphable_array.read"] == 16 * 72
-    assert ev["memory_subarray.write"] == pytest.approx(256 * 16 / 512)
+    assert pipelayer.layer_arrays(pipelayer_hw, layer) == 18 * 4  # 9 x 2 per 4-bit slice
+    assert pipelayer.position_time_s(pipelayer_hw) == pytest.approx(16 * 29.31e-9)
+    ev = pipelayer.layer_events(pipelayer_hw, layer)
+    assert ev[pipelayer_hw.morphable_array.read] == 16 * 72
+    assert ev[pipelayer_hw.memory_subarray.write] == pytest.approx(256 * 16 / 512)
 
 
 def test_parallelism_granularity(pipelayer_spec):

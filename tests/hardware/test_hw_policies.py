@@ -43,7 +43,7 @@ def test_iso_power_gives_rapidnn_the_baselines_power_budget(net):
     from rapidnn.hardware import rapidnn as R
 
     res = _run("iso-power", net)
-    per_block = R.peak_figures(load_hardware("rapidnn"))[1] / 8192
+    per_block = R.chip_figures(R.RapidnnHardware.from_spec(load_hardware("rapidnn"))).power_w / 8192
     for name, rated in (("isaac", 65.808), ("gpu", 180.0)):
         m = res[name]
         assert m.rapidnn.units_available * per_block == pytest.approx(rated, rel=1e-3)

@@ -148,11 +148,15 @@ def hardware_summary(data: dict[str, Any], trace: Any, budget: Budget) -> dict[s
 
 def evaluate_shape(name: str) -> dict[str, Any]:
     """Hardware-only row of an ImageNet-shape network (random weights, synthetic trace)."""
-    from rapidnn.hardware import compare_estimates, estimate_network, network_from_module
+    from rapidnn.hardware import (
+        compare_estimates,
+        estimate_network,
+        load_hardware,
+        network_from_module,
+        synthetic_trace,
+    )
     from rapidnn.hardware.costs import BASELINES
     from rapidnn.hardware.policies import evaluate_all
-    from rapidnn.hardware.rapidnn import synthetic_trace
-    from rapidnn.hardware.spec import load_hardware
     from rapidnn.workloads import SHAPE_NETWORKS
 
     t0 = time.perf_counter()

@@ -6,11 +6,19 @@ Public API (docs/hardware.md):
   user YAML file; ``HardwareSpec.with_overrides({...})`` replaces single numbers;
 * ``estimate_network(shape_or_trace, hardware, config) -> Estimate``;
 * ``chip_summary(hardware) -> dict`` — peak GOPS, area, power, GOPS/mm², GOPS/W;
+* ``synthetic_trace(shape, hardware)`` — RAPIDNN's analytical trace of a network shape;
 * ``compare_estimates(rapidnn_est, baseline_ests) -> dict`` — energy efficiency, speed-up,
   latency ratio per baseline; ``summarize_comparisons`` — geometric means over networks;
 * ``policies.evaluate_all`` — RAPIDNN against every baseline under matched, named policies;
   ``accounting.VARIANTS`` — how events are charged; ``audit.audit`` — the paper's ratios
   against every scenario, a wide sweep of every number and the smallest changes that reach them.
+
+Layers, each importing only those below it: ``components`` (Param, Component) → ``spec``
+(HardwareSpec, overrides) → ``views`` (typed views: Action, Part, Hardware) → ``parts``
+(component classes) → one module per architecture (``rapidnn`` + ``mapper``, ``isaac``,
+``pipelayer``, ``gpu``; each defines its view and formulas) → ``architectures`` (the registry:
+model name → :class:`Architecture`) → ``loader`` (YAML, checked against the registry) → this
+package's API → ``policies``, ``accounting``, ``audit``, ``costs``.
 """
 
 from __future__ import annotations
@@ -21,20 +29,24 @@ from pathlib import Path
 from typing import Any
 
 from rapidnn.accel.trace import Trace
-from rapidnn.hardware import gpu, isaac, mapper, pipelayer, rapidnn
+from rapidnn.hardware import rapidnn
+from rapidnn.hardware.architectures import ARCHITECTURES, Architecture, architecture_of
 from rapidnn.hardware.components import TAGS, Component, Param
 from rapidnn.hardware.estimate import Estimate, EstimateOptions, LayerEstimate
+from rapidnn.hardware.loader import load_hardware
 from rapidnn.hardware.network import (
     LayerShape,
     NetworkShape,
     mlp,
     network_from_module,
 )
-from rapidnn.hardware.spec import PRESETS, HardwareConfigError, HardwareSpec, load_hardware
+from rapidnn.hardware.spec import PRESETS, HardwareConfigError, HardwareSpec
 
 __all__ = [
+    "ARCHITECTURES",
     "PRESETS",
     "TAGS",
+    "Architecture",
     "Component",
     "Estimate",
     "EstimateOptions",
@@ -51,6 +63,7 @@ __all__ = [
     "mlp",
     "network_from_module",
     "summarize_comparisons",
+    "synthetic_trace",
 ]
 
 HardwareLike = str | Path | HardwareSpec
@@ -71,32 +84,8 @@ def estimate_network(shape_or_trace: NetworkShape | Trace, hardware: HardwareLik
     opts = EstimateOptions.coerce(config)
     if opts.overrides:
         spec = spec.with_own_overrides(opts.overrides)
-    if spec.model == "rapidnn":
-        if isinstance(shape_or_trace, NetworkShape):
-            trace = rapidnn.synthetic_trace(shape_or_trace, spec)
-            return mapper.estimate(trace, spec, opts, network=shape_or_trace.name)
-        return mapper.estimate(shape_or_trace, spec, opts)
-    net = (shape_or_trace if isinstance(shape_or_trace, NetworkShape)
-           else NetworkShape.from_trace(shape_or_trace))
-    baseline = {"isaac": isaac, "pipelayer": pipelayer, "gpu": gpu}[spec.model]
-    return baseline.estimate(net, spec, opts)
-
-
-def _event_power(spec: HardwareSpec, mod: Any, units_per_chip: float) -> float:
-    """Power with every array busy: one full-array linear layer's events per t_pos, tiled."""
-    if spec.model == "isaac":
-        layer = LayerShape("peak", "linear", fan_in=int(spec.value("crossbar_rows")),
-                           out_channels=int(spec.value("crossbar_cols")
-                                            // isaac.cols_per_weight(spec)))
-        units = 1
-    else:
-        layer = LayerShape("peak", "linear", fan_in=int(spec.value("array_rows")),
-                           out_channels=int(spec.value("array_cols")))
-        units = pipelayer.layer_arrays(spec, layer)
-    events = mod.layer_events(spec, layer)
-    energy = sum(n * spec.comp(k.split(".")[0]).energy_j(k.split(".")[1])
-                 for k, n in events.items() if n)
-    return energy / mod.position_time_s(spec) * units_per_chip / units + spec.leakage_w()
+    arch = architecture_of(spec)
+    return arch.estimate(shape_or_trace, arch.view(spec), opts)
 
 
 def chip_summary(hardware: HardwareLike) -> dict[str, Any]:
@@ -107,33 +96,29 @@ def chip_summary(hardware: HardwareLike) -> dict[str, Any]:
     "board power" (GPU). Ops are 2 per MAC (16-bit for ISAAC/PipeLayer).
     """
     spec = load_hardware(hardware)
-    area: float | None = spec.chip_area_mm2() or None
-    if spec.model == "rapidnn":
-        ops, power = rapidnn.peak_figures(spec)
-        basis = "events at peak"
-    elif spec.model == "gpu":
-        ops, power, basis, area = gpu.peak_ops_per_s(spec), gpu.board_power_w(spec), \
-            "board power", None
-    else:
-        mod = isaac if spec.model == "isaac" else pipelayer
-        ops = mod.peak_ops_per_s(spec)
-        units = isaac.crossbars_per_chip(spec) if mod is isaac else pipelayer.arrays_per_chip(spec)
-        event_power = _event_power(spec, mod, units)
-        table = spec.table_power_w()
-        power, basis = (table, "component table") if table else (event_power, "events at peak")
-    gops = ops / 1e9
+    arch = architecture_of(spec)
+    fig = arch.chip_figures(arch.view(spec))
+    gops = fig.peak_ops_per_s / 1e9
+    area, power = fig.area_mm2, fig.power_w
     return {
         "name": spec.name,
         "model": spec.model,
         "peak_gops": gops,
         "area_mm2": area,
         "power_w": power,
-        "power_basis": basis,
+        "power_basis": fig.power_basis,
         "gops_per_mm2": gops / area if area else None,
         "gops_per_w": gops / power if power else None,
         "published": {k: {"value": p.value, "unit": p.unit, "source": p.source}
                       for k, p in spec.published.items()},
     }
+
+
+def synthetic_trace(shape: NetworkShape, hardware: HardwareLike = "rapidnn") -> Trace:
+    """The synthetic trace of ``shape`` on a RAPIDNN description (``rapidnn.synthetic_trace``,
+    docs/hardware.md §7.4)."""
+    hw = rapidnn.RapidnnHardware.from_spec(load_hardware(hardware))
+    return rapidnn.synthetic_trace(shape, hw)
 
 
 def compare_estimates(rapidnn_est: Estimate,

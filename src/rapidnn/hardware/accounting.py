@@ -51,19 +51,20 @@ class Variant:
 
 
 def _energy(spec: HardwareSpec, action: str, unit: str | None = None) -> float:
-    """A RAPIDNN block energy in its own unit (or ``unit``), as overrides expect."""
-    p = spec.comp("rna_block").energy[action]
+    """A RAPIDNN block energy in its own unit (or ``unit``), read by its override key as the
+    overrides that replace it are written."""
+    p = spec.get(f"rna_block.energy.{action}")
     return p.value if unit is None else p.to(unit)
 
 
 def _unit(spec: HardwareSpec, action: str) -> str:
-    return spec.comp("rna_block").energy[action].unit
+    return spec.get(f"rna_block.energy.{action}").unit
 
 
 def _per_block(spec: HardwareSpec) -> Overrides:
     """NOR steps and transfers are block-wide (row-parallel) operations; a product write touches
     one row, so its energy stays per row."""
-    rows = spec.value("proc_rows")
+    rows = float(spec.get("proc_rows").value)
     return {f"rapidnn.rna_block.energy.{a}": _energy(spec, a) / rows
             for a in ("nor_cycle", "transfer_bit")}
 

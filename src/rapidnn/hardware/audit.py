@@ -26,8 +26,9 @@ from typing import Any
 from rapidnn.accel.trace import Trace
 from rapidnn.hardware import accounting, policies
 from rapidnn.hardware.estimate import Estimate, EstimateOptions
+from rapidnn.hardware.loader import load_hardware
 from rapidnn.hardware.network import NetworkShape
-from rapidnn.hardware.spec import PRESETS, HardwareSpec, load_hardware, overrides_for
+from rapidnn.hardware.spec import PRESETS, HardwareSpec, overrides_for
 
 PAPER: dict[str, dict[str, float]] = {
     "isaac": {"energy_efficiency": 68.4, "speedup": 48.1},

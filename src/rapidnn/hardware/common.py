@@ -13,9 +13,10 @@ from typing import Any
 from rapidnn.hardware import pipeline
 from rapidnn.hardware.estimate import Estimate, EstimateOptions, LayerEstimate
 from rapidnn.hardware.network import LayerShape, NetworkShape
-from rapidnn.hardware.spec import HardwareSpec
+from rapidnn.hardware.spec import HardwareConfigError
+from rapidnn.hardware.views import Action, Hardware
 
-Events = dict[str, float]  # "component.action" -> count per inference
+Events = dict[Action, float]  # action -> count per inference
 
 
 @dataclass
@@ -30,18 +31,29 @@ class LayerCost:
     mapping: dict[str, Any] = field(default_factory=dict)  # reported layout (RAPIDNN)
 
 
-def event_energy(spec: HardwareSpec, events: Events) -> tuple[float, dict[str, float]]:
+def event_energy(events: Events) -> tuple[float, dict[str, float]]:
     """Σ count × energy per action, and the same split by component (J)."""
     total = 0.0
     by_comp: dict[str, float] = {}
-    for key, count in events.items():
+    for action, count in events.items():
         if not count:
             continue
-        comp, action = key.split(".", 1)
-        e = count * spec.comp(comp).energy_j(action)
+        e = count * action.energy
         total += e
-        by_comp[comp] = by_comp.get(comp, 0.0) + e
+        by_comp[action.component] = by_comp.get(action.component, 0.0) + e
     return total, by_comp
+
+
+def peak_power(hw: Hardware, events: Events, t_pos: float, units_per_chip: float,
+               units: int) -> tuple[float, str]:
+    """Chip power and its basis for ``chip_summary``: the component table's total when the file
+    gives peak powers (ISAAC, hardware-parameters.md §2.2), otherwise every array busy: the
+    events of a full-array layer (``units`` arrays per copy) per ``t_pos``, tiled over the chip,
+    plus leakage."""
+    if hw.table_power_w:
+        return hw.table_power_w, "component table"
+    energy = event_energy(events)[0]
+    return energy / t_pos * units_per_chip / units + hw.leakage_w, "events at peak"
 
 
 def chips_for(options: EstimateOptions, needed: int, notes: list[str]) -> int:
@@ -56,16 +68,16 @@ def chips_for(options: EstimateOptions, needed: int, notes: list[str]) -> int:
     return chips
 
 
-def assemble(spec: HardwareSpec, network: str, costs: list[LayerCost], units_per_chip: float,
+def assemble(hw: Hardware, network: str, costs: list[LayerCost], units_per_chip: float,
              options: EstimateOptions, notes: list[str] | None = None, *,
              reps: list[int] | None = None, chips: int | None = None,
              static_w: float | None = None, rated_w: float | None = None,
-             budget: float | None = None) -> Estimate:
+             idle_leakage_fraction: float = 0.0, budget: float | None = None) -> Estimate:
     """Replicate, pipeline and sum the layer costs into an ``Estimate``.
 
     ``reps`` / ``chips`` / ``budget``: copies per stage, chips and units already chosen by a
     mapper (None: ``pipeline.replicate`` under the policy on the fewest chips). Static energy per
-    inference is ``static_w × chips / throughput`` (None: the spec's leakage); a design with a
+    inference is ``static_w × chips / throughput`` (None: the chip's leakage); a design with a
     ``rated_w`` chip power draws, under ``gating="ungated"``, at least that all the time
     (``E = max(E_dyn + E_static, rated_w × chips / throughput)``) and, under ``"leakage"``,
     ``idle_leakage_fraction × rated_w × used / available`` on top of its dynamic energy (the
@@ -86,7 +98,7 @@ def assemble(spec: HardwareSpec, network: str, costs: list[LayerCost], units_per
 
     layers: list[LayerEstimate] = []
     for c in costs:
-        e, by_comp = event_energy(spec, c.events)
+        e, by_comp = event_energy(c.events)
         if c.energy_override_j is not None:
             e, by_comp = c.energy_override_j, {"published_efficiency": c.energy_override_j}
         r = rep_of.get(id(c.stage), 1) if c.stage is not None else 1
@@ -95,7 +107,7 @@ def assemble(spec: HardwareSpec, network: str, costs: list[LayerCost], units_per
         layers.append(LayerEstimate(c.name, c.kind, e, t, units, r, by_comp, dict(c.mapping)))
 
     finite = thr not in (0.0, float("inf"))
-    static_w = (spec.leakage_w() if static_w is None else static_w) * chips
+    static_w = (hw.leakage_w if static_w is None else static_w) * chips
     static_e = static_w / thr if finite else 0.0
     dyn = sum(layer.energy_j for layer in layers)
     used = sum(s.units * r for s, r in zip(stages, reps, strict=True))
@@ -103,19 +115,18 @@ def assemble(spec: HardwareSpec, network: str, costs: list[LayerCost], units_per
         static_e = max(static_e, rated_w * chips / thr - dyn)
     elif options.gating == "leakage" and rated_w and finite and budget:
         share = used / budget
-        static_e += spec.value("idle_leakage_fraction") * rated_w * chips * share / thr
+        static_e += idle_leakage_fraction * rated_w * chips * share / thr
     return Estimate(
-        hardware=spec.name, model=spec.model, network=network, layers=layers,
+        hardware=hw.name, model=hw.model, network=network, layers=layers,
         energy_j=dyn + static_e, static_energy_j=static_e, latency_s=lat, throughput_ips=thr,
-        area_mm2=spec.chip_area_mm2() * chips, chips=chips, units_used=used,
+        area_mm2=hw.area_mm2 * chips, chips=chips, units_used=used,
         units_available=budget, notes=notes)
 
 
 PUBLISHED_ENERGY_NOTE = "energy = 2·MACs / published GOPS/W (baseline_energy=published_efficiency)"
 
 
-def crossbar_costs(net: NetworkShape, spec: HardwareSpec, t_pos: float,
-                   units: Callable[[LayerShape], int],
+def crossbar_costs(net: NetworkShape, t_pos: float, units: Callable[[LayerShape], int],
                    events: Callable[[LayerShape], Events]) -> list[LayerCost]:
     """Per-layer costs of a position-serial crossbar design (ISAAC, PipeLayer): a weighted
     layer is one pipeline stage of ``positions · t_pos`` that can be replicated per position."""
@@ -129,9 +140,13 @@ def crossbar_costs(net: NetworkShape, spec: HardwareSpec, t_pos: float,
     return costs
 
 
-def use_published_efficiency(costs: list[LayerCost], net: NetworkShape,
-                             spec: HardwareSpec) -> None:
+def use_published_efficiency(costs: list[LayerCost], net: NetworkShape, hw: Hardware,
+                             gops_per_w: float | None) -> None:
     """Replace modelled energy by ``2 · MACs / published GOPS/W`` (hardware.md §9, H8)."""
-    pe = spec.published["gops_per_w"].to("GOPS/W") * 1e9
+    if gops_per_w is None:
+        raise HardwareConfigError("missing key (needed by baseline_energy="
+                                  "published_efficiency)", file=hw.source_file,
+                                  key="published.gops_per_w")
+    pe = gops_per_w * 1e9
     for c, layer in zip(costs, net.layers, strict=True):
         c.energy_override_j = 2 * layer.macs / pe

@@ -21,7 +21,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 Tag = Literal["published", "published-secondary", "derived", "assumed"]
 TAGS: tuple[str, ...] = ("published", "published-secondary", "derived", "assumed")
-ModelName = Literal["rapidnn", "isaac", "pipelayer", "gpu"]
 
 # unit -> (dimension, factor to SI)
 UNITS: dict[str, tuple[str, float]] = {

@@ -1,4 +1,5 @@
-"""Result types shared by the mappers: per-layer and whole-network estimates, and run options."""
+"""Result types shared by the mappers: per-layer and whole-network estimates, chip figures, and
+run options."""
 
 from __future__ import annotations
 
@@ -144,3 +145,15 @@ class Estimate:
             "layers": [layer.to_dict() for layer in self.layers],
             "notes": list(self.notes),
         }
+
+
+@dataclass(frozen=True)
+class ChipFigures:
+    """One chip's peak throughput (ops/s, 2 per MAC), its power and where that comes from
+    (``power_basis``: "component table", "events at peak" or "board power") and its area (None:
+    not modelled), as an architecture computes them for ``chip_summary``."""
+
+    peak_ops_per_s: float
+    power_w: float
+    power_basis: str
+    area_mm2: float | None

@@ -9,15 +9,27 @@ compares; activation: ``outputs · B``), ``bytes_l = b · (weights_l + B · (inp
 
 from __future__ import annotations
 
-from rapidnn.hardware.estimate import Estimate, EstimateOptions, LayerEstimate
-from rapidnn.hardware.network import LayerShape, NetworkShape
-from rapidnn.hardware.spec import HardwareSpec
+from dataclasses import dataclass
+from typing import Annotated, ClassVar
 
-REQUIRED_PARAMETERS = (
-    "peak_flops", "memory_bandwidth", "compute_efficiency", "memory_efficiency",
-    "bytes_per_value", "batch",
-)
-REQUIRED_COMPONENTS = {"board": ["peak_power"]}
+from rapidnn.hardware.estimate import ChipFigures, Estimate, EstimateOptions, LayerEstimate
+from rapidnn.hardware.network import LayerShape, NetworkShape
+from rapidnn.hardware.views import Hardware, Part, param, part
+
+
+@dataclass(frozen=True)
+class GpuHardware(Hardware):
+    """What the roofline reads (presets/gpu.yaml; hardware-parameters.md §7)."""
+
+    MODEL: ClassVar[str] = "gpu"
+
+    peak_flops: Annotated[float, param(unit="FLOP/s")]
+    memory_bandwidth: Annotated[float, param(unit="B/s")]
+    compute_efficiency: Annotated[float, param()]
+    memory_efficiency: Annotated[float, param()]
+    bytes_per_value: Annotated[float, param()]
+    batch: Annotated[int, param()]
+    board: Annotated[Part, part(peak_power=True)]
 
 
 def layer_flops(layer: LayerShape) -> float:
@@ -28,37 +40,34 @@ def layer_flops(layer: LayerShape) -> float:
     return float(layer.output_values)
 
 
-def layer_time_s(spec: HardwareSpec, layer: LayerShape, batch: int) -> float:
+def layer_time_s(hw: GpuHardware, layer: LayerShape, batch: int) -> float:
     """Roofline time of one batch through one layer."""
-    peak = spec.param("peak_flops").si * spec.value("compute_efficiency")
-    bw = spec.param("memory_bandwidth").si * spec.value("memory_efficiency")
+    peak = hw.peak_flops * hw.compute_efficiency
+    bw = hw.memory_bandwidth * hw.memory_efficiency
     values = layer.weights + batch * (layer.input_values + layer.output_values)
     t_compute = layer_flops(layer) * batch / peak
-    t_memory = values * spec.value("bytes_per_value") / bw
+    t_memory = values * hw.bytes_per_value / bw
     return max(t_compute, t_memory)
 
 
-def board_power_w(spec: HardwareSpec) -> float:
-    return spec.comp("board").peak_power.si  # type: ignore[union-attr]
+def chip_figures(hw: GpuHardware) -> ChipFigures:
+    """Peak FLOP/s and board power; no modelled area."""
+    return ChipFigures(hw.peak_flops, hw.board.peak_power_w, "board power", None)
 
 
-def peak_ops_per_s(spec: HardwareSpec) -> float:
-    return spec.param("peak_flops").si
-
-
-def estimate(net: NetworkShape, spec: HardwareSpec, options: EstimateOptions) -> Estimate:
+def estimate(net: NetworkShape, hw: GpuHardware, options: EstimateOptions) -> Estimate:
     """Energy (board power × time), latency and throughput of ``net`` on the GPU."""
-    batch = options.batch or int(spec.value("batch"))
-    power = board_power_w(spec)
+    batch = options.batch or hw.batch
+    power = hw.board.peak_power_w
     layers = []
     total = 0.0
     for layer in net.layers:
-        t = layer_time_s(spec, layer, batch)
+        t = layer_time_s(hw, layer, batch)
         total += t
         e = power * t / batch
         layers.append(LayerEstimate(layer.name, layer.kind, e, t / batch, 0, 1, {"board": e}))
     thr = batch / total if total > 0 else float("inf")
-    return Estimate(hardware=spec.name, model=spec.model, network=net.name, layers=layers,
+    return Estimate(hardware=hw.name, model=hw.model, network=net.name, layers=layers,
                     energy_j=sum(x.energy_j for x in layers), static_energy_j=0.0,
                     latency_s=total, throughput_ips=thr, area_mm2=None,
                     notes=[f"roofline at batch {batch}"])

@@ -31,8 +31,7 @@ from rapidnn.hardware import pipeline
 from rapidnn.hardware import rapidnn as R
 from rapidnn.hardware.common import LayerCost, assemble, chips_for, event_energy
 from rapidnn.hardware.estimate import Estimate, EstimateOptions
-from rapidnn.hardware.rapidnn import Candidate
-from rapidnn.hardware.spec import HardwareSpec
+from rapidnn.hardware.rapidnn import Candidate, RapidnnHardware
 
 Objective = Literal["latency", "energy", "edp"]
 OBJECTIVES: tuple[str, ...] = ("latency", "energy", "edp")
@@ -164,25 +163,25 @@ def _layer_report(c: Candidate, dense: int, copies: int) -> dict[str, Any]:
                              "pool": c.time.pool, "move": c.time.move}}
 
 
-def estimate(trace: Trace, spec: HardwareSpec, options: EstimateOptions,
+def estimate(trace: Trace, hw: RapidnnHardware, options: EstimateOptions,
              network: str | None = None) -> Estimate:
     """Energy, latency, throughput, area and row occupancy of a Trace on RAPIDNN: layouts and
     copies from the mapper (``options.mapping = "search"``) or dense layouts replicated by
     ``options.replication`` ("dense", the layout before the mapper)."""
-    sizes = R.block_sizes(spec)
-    per_chip = R.blocks_per_chip(spec)
-    per_tile = spec.value("blocks_per_tile")
+    sizes = R.block_sizes(hw)
+    per_chip = hw.blocks_per_chip
+    per_tile = hw.blocks_per_tile
     if per_chip < 1:
         raise ValueError("the RAPIDNN chip has no blocks (tiles_per_chip x blocks_per_tile < 1)")
     notes: list[str] = []
     if trace.config.get("synthetic"):
         notes.append("synthetic trace (rapidnn.hardware.rapidnn.synthetic_trace), not simulated")
-    demands = [R.demand_of(lt, spec) for lt in trace.layers]
-    dense = [R.candidate(spec, lt, d, sizes=sizes) for lt, d in zip(trace.layers, demands,
-                                                                    strict=True)]
-    if options.mapping == "search":
-        opts = [R.candidates(spec, lt, d, sizes) for lt, d in zip(trace.layers, demands,
+    demands = [R.demand_of(lt, hw) for lt in trace.layers]
+    dense = [R.candidate(hw, lt, d, sizes=sizes) for lt, d in zip(trace.layers, demands,
                                                                   strict=True)]
+    if options.mapping == "search":
+        opts = [R.candidates(hw, lt, d, sizes) for lt, d in zip(trace.layers, demands,
+                                                                strict=True)]
     else:
         opts = [[c] for c in dense]
     active = [i for i, o in enumerate(opts) if o[0].blocks > 0 and o[0].work_s > 0]
@@ -194,14 +193,14 @@ def estimate(trace: Trace, spec: HardwareSpec, options: EstimateOptions,
         budget = least
     chips = max(chips, math.ceil(budget / per_chip - 1e-9))
     caps = [cap_of(opts[i][0].positions, options.replication) for i in active]
-    events = [R.layer_events(spec, lt, options.entry_width) for lt in trace.layers]
-    dyn_base = sum(event_energy(spec, ev)[0] for ev in events)
-    tile_w = spec.value("controller_static_w_per_tile")
+    events = [R.layer_events(hw, lt, options.entry_width) for lt in trace.layers]
+    dyn_base = sum(event_energy(ev)[0] for ev in events)
+    tile_w = hw.controller_static_w_per_tile
 
-    leak_w = spec.leakage_w() * chips  # component leakage of the whole chips (0 in the preset)
+    leak_w = hw.leakage_w * chips  # component leakage of the whole chips (0 in the preset)
 
     # ungated: the silicon of the budget draws the chip's rated (peak) power all the time
-    rated_w = (R.peak_figures(spec)[1] * budget / per_chip if options.gating == "ungated"
+    rated_w = (R.chip_figures(hw).power_w * budget / per_chip if options.gating == "ungated"
                else 0.0)
 
     def static_w(m: Mapping) -> float:
@@ -212,7 +211,7 @@ def estimate(trace: Trace, spec: HardwareSpec, options: EstimateOptions,
         return leak_w
 
     def energy(m: Mapping) -> float:
-        extra = sum(event_energy(spec, c.extra)[0] for c in m.choice)
+        extra = sum(event_energy(c.extra)[0] for c in m.choice)
         e = dyn_base + extra + static_w(m) * m.period_s
         return max(e, rated_w * m.period_s)
 
@@ -242,14 +241,14 @@ def estimate(trace: Trace, spec: HardwareSpec, options: EstimateOptions,
             busy += c.lmap.rows_used * c.work_s
         costs.append(LayerCost(lt.name, lt.kind, ev, stage,
                                mapping=_layer_report(c, dense[i].blocks, r)))
-    est = assemble(spec, network or str(trace.config.get("name", "trace")), costs, per_chip,
+    est = assemble(hw, network or str(trace.config.get("name", "trace")), costs, per_chip,
                    options, notes, reps=reps_all, chips=chips, budget=budget,
                    static_w=static_w(chosen) / chips, rated_w=rated_w / chips or None)
     if options.block_budget is not None:  # the silicon of the budget, not of whole chips
-        est.area_mm2 = budget * spec.chip_area_mm2() / per_chip
+        est.area_mm2 = budget * hw.area_mm2 / per_chip
     period = chosen.period_s
     if period > 0:
-        rows = budget * spec.value("proc_rows") * period
+        rows = budget * hw.proc_rows * period
         est.row_occupancy = busy / rows
         for lay in est.layers:  # each layer's share of the chip's busy row-seconds
             m = lay.mapping

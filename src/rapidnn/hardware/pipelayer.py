@@ -17,80 +17,101 @@ C output channels, P output positions:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Annotated, ClassVar
 
 from rapidnn.hardware.common import (
     PUBLISHED_ENERGY_NOTE,
     Events,
     assemble,
     crossbar_costs,
+    peak_power,
     use_published_efficiency,
 )
-from rapidnn.hardware.estimate import Estimate, EstimateOptions
+from rapidnn.hardware.estimate import ChipFigures, Estimate, EstimateOptions
 from rapidnn.hardware.network import LayerShape, NetworkShape
-from rapidnn.hardware.spec import HardwareSpec
-
-REQUIRED_PARAMETERS = (
-    "array_rows", "array_cols", "bits_per_cell", "weight_bits", "input_spikes",
-    "activation_bits", "memory_row_bits",
-)
-REQUIRED_COMPONENTS = {
-    "morphable_array": ["count", "energy.read", "latency.read"],
-    "memory_subarray": ["energy.read", "energy.write"],
-}
+from rapidnn.hardware.parts import MemorySubarray, MorphableArray
+from rapidnn.hardware.views import Hardware, param, part, published
 
 
-def slices(spec: HardwareSpec) -> int:
-    return math.ceil(spec.value("weight_bits") / spec.value("bits_per_cell"))
+@dataclass(frozen=True)
+class PipeLayerHardware(Hardware):
+    """What the PipeLayer formulas read (presets/pipelayer.yaml; hardware-parameters.md §3)."""
+
+    MODEL: ClassVar[str] = "pipelayer"
+
+    array_rows: Annotated[int, param()]
+    array_cols: Annotated[int, param()]
+    bits_per_cell: Annotated[int, param()]
+    weight_bits: Annotated[int, param()]
+    input_spikes: Annotated[int, param()]
+    activation_bits: Annotated[int, param()]
+    memory_row_bits: Annotated[int, param()]
+    morphable_array: Annotated[MorphableArray, part(count=True)]
+    memory_subarray: Annotated[MemorySubarray, part()]
+    gops_per_w: Annotated[float | None, published("gops_per_w", "GOPS/W")]
 
 
-def arrays_per_chip(spec: HardwareSpec) -> float:
-    return spec.per_chip("morphable_array")
+def slices(hw: PipeLayerHardware) -> int:
+    return math.ceil(hw.weight_bits / hw.bits_per_cell)
 
 
-def position_time_s(spec: HardwareSpec) -> float:
+def arrays_per_chip(hw: PipeLayerHardware) -> float:
+    return hw.morphable_array.per_chip
+
+
+def position_time_s(hw: PipeLayerHardware) -> float:
     """``t_pos = spikes × t_read``."""
-    return spec.value("input_spikes") * spec.comp("morphable_array").latency_s("read")
+    return hw.input_spikes * hw.morphable_array.read.latency
 
 
-def layer_arrays(spec: HardwareSpec, layer: LayerShape) -> int:
-    rb = math.ceil(layer.fan_in / spec.value("array_rows"))
-    cb = math.ceil(layer.out_channels / spec.value("array_cols"))
-    return rb * cb * slices(spec)
+def layer_arrays(hw: PipeLayerHardware, layer: LayerShape) -> int:
+    rb = math.ceil(layer.fan_in / hw.array_rows)
+    cb = math.ceil(layer.out_channels / hw.array_cols)
+    return rb * cb * slices(hw)
 
 
-def layer_events(spec: HardwareSpec, layer: LayerShape) -> Events:
-    b = spec.value("activation_bits") / spec.value("memory_row_bits")
+def layer_events(hw: PipeLayerHardware, layer: LayerShape) -> Events:
+    b = hw.activation_bits / hw.memory_row_bits
+    memory = hw.memory_subarray
     if layer.weighted:
         p = layer.positions
         return {
-            "morphable_array.read": p * spec.value("input_spikes") * layer_arrays(spec, layer),
-            "memory_subarray.write": p * layer.out_channels * b,
-            "memory_subarray.read": p * layer.fan_in * b,
+            hw.morphable_array.read: p * hw.input_spikes * layer_arrays(hw, layer),
+            memory.write: p * layer.out_channels * b,
+            memory.read: p * layer.fan_in * b,
         }
     if layer.kind == "pool":
-        return {"memory_subarray.read": layer.input_values * b,
-                "memory_subarray.write": layer.output_values * b}
+        return {memory.read: layer.input_values * b, memory.write: layer.output_values * b}
     return {}
 
 
-def peak_ops_per_s(spec: HardwareSpec) -> float:
+def peak_ops_per_s(hw: PipeLayerHardware) -> float:
     """arrays × rows × cols / s MACs × 2 ops per ``t_pos``."""
-    macs = spec.value("array_rows") * spec.value("array_cols") / slices(spec)
-    return arrays_per_chip(spec) * macs * 2 / position_time_s(spec)
+    macs = hw.array_rows * hw.array_cols / slices(hw)
+    return arrays_per_chip(hw) * macs * 2 / position_time_s(hw)
 
 
-def estimate(net: NetworkShape, spec: HardwareSpec, options: EstimateOptions) -> Estimate:
+def chip_figures(hw: PipeLayerHardware) -> ChipFigures:
+    """Peak ops/s, power (every array busy on a full-array layer: PipeLayer publishes no chip
+    power) and area."""
+    layer = LayerShape("peak", "linear", fan_in=hw.array_rows, out_channels=hw.array_cols)
+    power, basis = peak_power(hw, layer_events(hw, layer), position_time_s(hw),
+                              arrays_per_chip(hw), layer_arrays(hw, layer))
+    return ChipFigures(peak_ops_per_s(hw), power, basis, hw.area_mm2 or None)
+
+
+def estimate(net: NetworkShape, hw: PipeLayerHardware, options: EstimateOptions) -> Estimate:
     """Energy, latency, throughput, area of ``net`` on PipeLayer."""
-    costs = crossbar_costs(net, spec, position_time_s(spec),
-                           lambda layer: layer_arrays(spec, layer),
-                           lambda layer: layer_events(spec, layer))
+    costs = crossbar_costs(net, position_time_s(hw), lambda layer: layer_arrays(hw, layer),
+                           lambda layer: layer_events(hw, layer))
     notes = ["integrate-and-fire, counters and spike drivers carry no energy "
              "(none in the reference)"]
     if options.baseline_energy == "published_efficiency":
-        use_published_efficiency(costs, net, spec)
+        use_published_efficiency(costs, net, hw, hw.gops_per_w)
         notes = [PUBLISHED_ENERGY_NOTE]
     if options.gating != "gated":
         notes.append("PipeLayer publishes no chip power (its CE and PE imply 859 W, not "
                      "credible): idle power is not charged under gating="
                      f"{options.gating!r}")
-    return assemble(spec, net.name, costs, arrays_per_chip(spec), options, notes)
+    return assemble(hw, net.name, costs, arrays_per_chip(hw), options, notes)

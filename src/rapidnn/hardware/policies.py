@@ -29,9 +29,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rapidnn.accel.trace import Trace
-from rapidnn.hardware import rapidnn as R
+from rapidnn.hardware import chip_summary
 from rapidnn.hardware.estimate import Estimate, EstimateOptions
+from rapidnn.hardware.loader import load_hardware
 from rapidnn.hardware.network import NetworkShape
+from rapidnn.hardware.rapidnn import RapidnnHardware
 from rapidnn.hardware.spec import HardwareSpec
 
 POLICIES: tuple[str, ...] = ("as-published", "iso-area", "iso-power", "filled",
@@ -90,16 +92,14 @@ def _with(options: EstimateOptions, **update: Any) -> EstimateOptions:
     return options.model_copy(update=update)
 
 
-def _area_per_block(spec: HardwareSpec) -> float:
-    return spec.chip_area_mm2() / R.blocks_per_chip(spec)
+def _area_per_block(hw: RapidnnHardware) -> float:
+    return hw.area_mm2 / hw.blocks_per_chip
 
 
 def rated_power_w(name: str, options: EstimateOptions) -> tuple[float, str]:
     """A design's rated chip power (its power budget) and where it comes from: ISAAC's
     component table, the GPU's board power, RAPIDNN's and PipeLayer's events at peak
     (``chip_summary``; PipeLayer publishes no chip power)."""
-    from rapidnn.hardware import chip_summary, load_hardware
-
     summary = chip_summary(load_hardware(name).with_own_overrides(options.overrides))
     return float(summary["power_w"]), str(summary["power_basis"])
 
@@ -119,6 +119,7 @@ def evaluate(policy: str, trace: Trace, shape: NetworkShape, estimate: Estimator
     if policy == "precision-matched":
         base_opts = _with(opts, overrides={**opts.overrides, **precision_overrides(trace)})
     mine = estimate(trace, "rapidnn", opts)
+    hw = None if rapidnn_spec is None else RapidnnHardware.from_spec(rapidnn_spec)
     out: dict[str, Matchup] = {}
     for name in baselines:
         other = estimate(shape, name, base_opts)
@@ -126,24 +127,23 @@ def evaluate(policy: str, trace: Trace, shape: NetworkShape, estimate: Estimator
         r = mine
         if policy == "iso-area":
             if other.area_mm2:
-                spec = rapidnn_spec
-                assert spec is not None, "iso-area needs the RAPIDNN spec"
-                budget = other.area_mm2 / _area_per_block(spec)
+                assert hw is not None, "iso-area needs the RAPIDNN spec"
+                budget = other.area_mm2 / _area_per_block(hw)
                 r = estimate(trace, "rapidnn", _with(opts, block_budget=budget))
                 notes.append(f"RAPIDNN on {other.area_mm2:.3g} mm2 = {budget:,.0f} blocks")
             else:
                 notes.append(f"{name} has no modelled area: as published")
         elif policy == "iso-power":
-            spec = rapidnn_spec
-            assert spec is not None, "iso-power needs the RAPIDNN spec"
+            assert hw is not None, "iso-power needs the RAPIDNN spec"
             mine_w, _ = rated_power_w("rapidnn", opts)
             theirs_w, basis = rated_power_w(name, base_opts)
             theirs_w *= other.chips
-            budget = theirs_w / (mine_w / R.blocks_per_chip(spec))
+            per_block_w = mine_w / hw.blocks_per_chip
+            budget = theirs_w / per_block_w
             r = estimate(trace, "rapidnn", _with(opts, block_budget=budget))
             notes.append(f"RAPIDNN on a {theirs_w:.3g} W budget ({name}'s {basis}) = "
-                         f"{budget:,.0f} blocks at {mine_w / R.blocks_per_chip(spec) * 1e3:.3g} "
-                         "mW each (events at peak)")
+                         f"{budget:,.0f} blocks at {per_block_w * 1e3:.3g} mW each (events at "
+                         "peak)")
         out[name] = Matchup(r, other, notes)
     return out
 

@@ -34,52 +34,53 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Annotated, ClassVar
 
 from rapidnn.accel.config import BlockSizes
 from rapidnn.accel.mapping import LayerDemand, LayerMap, Layout, layouts, map_layer
 from rapidnn.accel.trace import LayerTrace, Trace
-from rapidnn.hardware.common import Events
-from rapidnn.hardware.network import LayerShape, NetworkShape, linear
-from rapidnn.hardware.spec import HardwareSpec
-
-REQUIRED_PARAMETERS = (
-    "tiles_per_chip", "blocks_per_tile", "table_rows", "table_cols", "proc_rows", "proc_cols",
-    "am_rows", "am_bits", "slot_scratch_bits", "column_parallel", "transfer_cycles_per_bit",
-    "pool_window", "nor_cycles_per_bit", "nor_cycles_fixed", "synthetic_weight_clusters",
-    "synthetic_input_clusters", "synthetic_entry_bits", "synthetic_acc_bits",
-)
-REQUIRED_COMPONENTS = {
-    "rna_block": ["energy.nor_cycle", "energy.read_bit", "energy.write_bit",
-                  "energy.transfer_bit", "energy.search_row_bit", "latency.nor_cycle",
-                  "latency.read_row", "latency.write_row", "latency.search"],
-    "tile_link": ["energy.bit"],
-}
+from rapidnn.hardware.common import Events, event_energy
+from rapidnn.hardware.estimate import ChipFigures
+from rapidnn.hardware.network import NetworkShape, linear
+from rapidnn.hardware.parts import Bus, RnaBlock
+from rapidnn.hardware.views import Hardware, level, param, part
 
 
-def _int(spec: HardwareSpec, name: str) -> int:
-    return int(spec.value(name))
+@dataclass(frozen=True)
+class RapidnnHardware(Hardware):
+    """What the RAPIDNN formulas read (presets/rapidnn.yaml; hardware-parameters.md §4)."""
+
+    MODEL: ClassVar[str] = "rapidnn"
+
+    blocks_per_chip: Annotated[float, level("block")]
+    blocks_per_tile: Annotated[int, param()]
+    table_rows: Annotated[int, param()]
+    table_cols: Annotated[int, param()]
+    proc_rows: Annotated[int, param()]
+    proc_cols: Annotated[int, param()]
+    am_rows: Annotated[int, param()]
+    am_bits: Annotated[int, param()]
+    slot_scratch_bits: Annotated[int, param()]
+    column_parallel: Annotated[bool, param()]
+    transfer_cycles_per_bit: Annotated[float, param()]
+    controller_static_w_per_tile: Annotated[float, param(unit="W")]
+    pool_window: Annotated[int, param()]
+    nor_cycles_per_bit: Annotated[float, param()]
+    nor_cycles_fixed: Annotated[float, param()]
+    synthetic_weight_clusters: Annotated[int, param()]
+    synthetic_input_clusters: Annotated[int, param()]
+    synthetic_entry_bits: Annotated[int, param()]
+    synthetic_acc_bits: Annotated[int, param()]
+    rna_block: Annotated[RnaBlock, part()]
+    tile_link: Annotated[Bus, part()]
 
 
-def block_sizes(spec: HardwareSpec) -> BlockSizes:
-    """The RNA block of a spec as the simulator's :class:`BlockSizes` (one geometry for both)."""
+def block_sizes(hw: RapidnnHardware) -> BlockSizes:
+    """The RNA block as the simulator's :class:`BlockSizes` (one geometry for both)."""
     return BlockSizes(
-        table_rows=_int(spec, "table_rows"), table_cols=_int(spec, "table_cols"),
-        proc_rows=_int(spec, "proc_rows"), proc_cols=_int(spec, "proc_cols"),
-        am_rows=_int(spec, "am_rows"), am_bits=_int(spec, "am_bits"),
-        blocks_per_tile=_int(spec, "blocks_per_tile"),
-        slot_scratch_bits=_int(spec, "slot_scratch_bits"))
-
-
-def blocks_per_chip(spec: HardwareSpec) -> float:
-    return spec.instances("block")
-
-
-def rows_per_chip(spec: HardwareSpec) -> float:
-    return blocks_per_chip(spec) * spec.value("proc_rows")
-
-
-def _lat(spec: HardwareSpec, action: str) -> float:
-    return spec.comp("rna_block").latency_s(action)
+        table_rows=hw.table_rows, table_cols=hw.table_cols, proc_rows=hw.proc_rows,
+        proc_cols=hw.proc_cols, am_rows=hw.am_rows, am_bits=hw.am_bits,
+        blocks_per_tile=hw.blocks_per_tile, slot_scratch_bits=hw.slot_scratch_bits)
 
 
 def code_bits(clusters: int) -> int:
@@ -87,7 +88,7 @@ def code_bits(clusters: int) -> int:
 
 
 # --------------------------------------------------------------------- demand
-def demand_of(lt: LayerTrace, spec: HardwareSpec) -> LayerDemand:
+def demand_of(lt: LayerTrace, hw: RapidnnHardware) -> LayerDemand:
     """The layer's demand: recorded by the simulator (Trace format 2), or derived from the
     trace fields for hand-written layers (weighted kinds, pooling, AM-only encoders)."""
     if lt.demand:
@@ -98,13 +99,13 @@ def demand_of(lt: LayerTrace, spec: HardwareSpec) -> LayerDemand:
     if lt.kind == "encode_input":
         return LayerDemand(lt.kind, values=1, positions=max(1, lt.neurons), **am)
     if lt.pool_searches > 0:
-        window = lt.fan_in or _int(spec, "pool_window")
+        window = lt.fan_in or hw.pool_window
         return LayerDemand(lt.kind, values=v, positions=p, pool_window=window)
     if lt.table_lookups > 0 and lt.neurons > 0 and lt.kind in ("linear", "conv2d"):
-        b = lt.entry_bits or _int(spec, "synthetic_entry_bits")
-        a = lt.acc_bits or _int(spec, "synthetic_acc_bits")
-        w = lt.weight_clusters or _int(spec, "synthetic_weight_clusters")
-        u = lt.input_clusters or _int(spec, "synthetic_input_clusters")
+        b = lt.entry_bits or hw.synthetic_entry_bits
+        a = lt.acc_bits or hw.synthetic_acc_bits
+        w = lt.weight_clusters or hw.synthetic_weight_clusters
+        u = lt.input_clusters or hw.synthetic_input_clusters
         return LayerDemand("weighted", values=v, positions=p,
                            rows_per_value=math.ceil(lt.table_lookups / lt.neurons),
                            entry_bits=b, acc_bits=a, exact_entry_bits=b, table_bits=w * u * b,
@@ -113,54 +114,55 @@ def demand_of(lt: LayerTrace, spec: HardwareSpec) -> LayerDemand:
 
 
 # --------------------------------------------------------------------- energy
-def layer_events(spec: HardwareSpec, lt: LayerTrace, entry_width: str = "fixed") -> Events:
+def layer_events(hw: RapidnnHardware, lt: LayerTrace, entry_width: str = "fixed") -> Events:
     """Component actions of one trace layer (module docstring, 'Energy per inference').
 
     ``entry_width="exact"`` reads and writes table entries at the smallest width that holds
     every product of the table (``LayerDemand.exact_entry_bits``) instead of the composed B."""
-    b = lt.entry_bits or _int(spec, "synthetic_entry_bits")
+    b = lt.entry_bits or hw.synthetic_entry_bits
     if entry_width == "exact" and lt.demand.get("exact_entry_bits"):
         b = min(b, int(lt.demand["exact_entry_bits"]))
-    window = lt.fan_in or _int(spec, "pool_window")
-    pool_bits = code_bits(lt.input_clusters or _int(spec, "synthetic_input_clusters"))
+    window = lt.fan_in or hw.pool_window
+    pool_bits = code_bits(lt.input_clusters or hw.synthetic_input_clusters)
     search_row_bits = lt.am_searches * lt.am_rows * lt.am_bits
     search_row_bits += lt.pool_searches * window * pool_bits
+    block = hw.rna_block
     return {
-        "rna_block.nor_cycle": lt.nor_cycles,
-        "rna_block.read_bit": lt.table_lookups * b,
-        "rna_block.write_bit": lt.product_writes * b,
-        "rna_block.transfer_bit": lt.bits_moved_block,
-        "rna_block.search_row_bit": search_row_bits,
-        "tile_link.bit": lt.bits_moved_tile,
+        block.nor_cycle: lt.nor_cycles,
+        block.read_bit: lt.table_lookups * b,
+        block.write_bit: lt.product_writes * b,
+        block.transfer_bit: lt.bits_moved_block,
+        block.search_row_bit: search_row_bits,
+        hw.tile_link.bit: lt.bits_moved_tile,
     }
 
 
-def _split_additions(spec: HardwareSpec, d: LayerDemand, m: LayerMap) -> tuple[float, float]:
+def _split_additions(hw: RapidnnHardware, d: LayerDemand, m: LayerMap) -> tuple[float, float]:
     """(additions, NOR cycles) per value that a row split beyond the minimum adds."""
     if d.rows_per_value <= 0 or d.values <= 0:
         return 0.0, 0.0
-    extra = m.row_blocks - math.ceil(d.rows_per_value / spec.value("proc_rows"))
+    extra = m.row_blocks - math.ceil(d.rows_per_value / hw.proc_rows)
     if extra <= 0:
         return 0.0, 0.0
-    cycles = spec.value("nor_cycles_per_bit") * d.acc_bits + spec.value("nor_cycles_fixed")
+    cycles = hw.nor_cycles_per_bit * d.acc_bits + hw.nor_cycles_fixed
     return float(extra), extra * cycles
 
 
-def layout_events(spec: HardwareSpec, lt: LayerTrace, d: LayerDemand, m: LayerMap) -> Events:
+def layout_events(hw: RapidnnHardware, lt: LayerTrace, d: LayerDemand, m: LayerMap) -> Events:
     """Events a layout adds to the trace's: the partial sums of extra row blocks, and the input
     codes every processing block needs (one per row it uses: a layout spread over more blocks
     sends the same codes to more blocks). The one-off writes of replicated tables are not
     charged (they are not per inference)."""
     if not m.proc_blocks:
         return {}
-    adds, cycles = _split_additions(spec, d, m)
+    adds, cycles = _split_additions(hw, d, m)
     n = d.values * d.positions
     stacks_used = min(m.stacks, math.ceil(d.values / max(1, m.values_per_row)))
-    u = lt.input_clusters or _int(spec, "synthetic_input_clusters")
+    u = lt.input_clusters or hw.synthetic_input_clusters
     broadcast = d.positions * m.proc_blocks * m.rows_per_block * stacks_used * code_bits(u)
-    ev: Events = {"rna_block.transfer_bit": n * adds * d.acc_bits + broadcast}
+    ev: Events = {hw.rna_block.transfer_bit: n * adds * d.acc_bits + broadcast}
     if adds:
-        ev["rna_block.nor_cycle"] = n * cycles
+        ev[hw.rna_block.nor_cycle] = n * cycles
     return ev
 
 
@@ -180,13 +182,13 @@ class PositionTime:
         return self.mul + self.add + self.act + self.pool + self.move
 
 
-def _tree_time(spec: HardwareSpec, lt: LayerTrace, d: LayerDemand, m: LayerMap) -> float:
+def _tree_time(hw: RapidnnHardware, lt: LayerTrace, d: LayerDemand, m: LayerMap) -> float:
     """Critical path of one value's additions: level i of the binary tree adds
     ``min(B + i, A_max)``-bit operands, ``(c_bit + k_tr) · width`` cycles each (``c_bit`` = the
     trace's NOR cycles per added bit), over ``D = ceil(log2(n_a + 1))`` levels, plus the serial
     counter increments of the counting strategy (shared by the row blocks they are split over)."""
-    t_nor = _lat(spec, "nor_cycle")
-    k_tr = spec.value("transfer_cycles_per_bit")
+    t_nor = hw.rna_block.nor_cycle.latency
+    k_tr = hw.transfer_cycles_per_bit
     n = max(1, lt.neurons)
     tree = dict(lt.additions)
     if d.serial_adds and d.serial_bits in tree:
@@ -194,10 +196,10 @@ def _tree_time(spec: HardwareSpec, lt: LayerTrace, d: LayerDemand, m: LayerMap) 
     n_adds = sum(tree.values())
     bits = sum(k * c for k, c in tree.items())
     cycles = lt.nor_cycles - d.serial_cycles * n
-    extra_adds, _ = _split_additions(spec, d, m)
+    extra_adds, _ = _split_additions(hw, d, m)
     serial = d.serial_cycles / max(1, m.row_blocks)
     if n_adds > 0 or extra_adds > 0:
-        per_bit = cycles / bits if bits > 0 else spec.value("nor_cycles_per_bit")
+        per_bit = cycles / bits if bits > 0 else hw.nor_cycles_per_bit
         widths = sorted(k for k, c in tree.items() if c > 0) or [d.acc_bits]
         lo, hi = widths[0], max(widths[-1], d.acc_bits if extra_adds else 0)
         depth = math.ceil(math.log2(n_adds / n + extra_adds + 1))
@@ -206,22 +208,23 @@ def _tree_time(spec: HardwareSpec, lt: LayerTrace, d: LayerDemand, m: LayerMap) 
     return max(0.0, lt.nor_cycles / n) * t_nor  # no breakdown: the value's cycles run serially
 
 
-def position_time(spec: HardwareSpec, lt: LayerTrace, d: LayerDemand,
+def position_time(hw: RapidnnHardware, lt: LayerTrace, d: LayerDemand,
                   m: LayerMap) -> PositionTime:
     """Time of one output position (module docstring, 'Time per output position')."""
     v = d.values
     if v <= 0:
         return PositionTime()
-    t_nor, t_read, t_write, t_search = (_lat(spec, "nor_cycle"), _lat(spec, "read_row"),
-                                        _lat(spec, "write_row"), _lat(spec, "search"))
-    k_tr = spec.value("transfer_cycles_per_bit")
+    block = hw.rna_block
+    t_nor, t_read, t_write, t_search = (block.nor_cycle.latency, block.read_row.latency,
+                                        block.write_row.latency, block.search.latency)
+    k_tr = hw.transfer_cycles_per_bit
     lanes = 1
     mul = add = act = pool = move = 0.0
     if m.proc_blocks:
-        lanes = 1 if spec.value("column_parallel") else m.values_per_row
+        lanes = 1 if hw.column_parallel else m.values_per_row
         stacks_used = min(m.stacks, math.ceil(v / m.values_per_row))
         mul = m.rows_per_block * stacks_used * (t_read + t_write)
-        add = lanes * _tree_time(spec, lt, d, m)
+        add = lanes * _tree_time(hw, lt, d, m)
     if m.am_blocks:
         units = m.blocks if d.am_shared else max(1, m.am_blocks // max(1, m.am_segments))
         act = math.ceil(v / units) * m.am_segments * (t_search + t_read)
@@ -256,20 +259,20 @@ class Candidate:
         return self.positions * self.t_pos
 
 
-def candidate(spec: HardwareSpec, lt: LayerTrace, d: LayerDemand,
+def candidate(hw: RapidnnHardware, lt: LayerTrace, d: LayerDemand,
               layout: Layout | None = None, sizes: BlockSizes | None = None) -> Candidate:
-    m = map_layer(d, sizes or block_sizes(spec), layout)
-    return Candidate(layout or Layout(), m, position_time(spec, lt, d, m), max(1, d.positions),
-                     layout_events(spec, lt, d, m))
+    m = map_layer(d, sizes or block_sizes(hw), layout)
+    return Candidate(layout or Layout(), m, position_time(hw, lt, d, m), max(1, d.positions),
+                     layout_events(hw, lt, d, m))
 
 
-def candidates(spec: HardwareSpec, lt: LayerTrace, d: LayerDemand | None = None,
+def candidates(hw: RapidnnHardware, lt: LayerTrace, d: LayerDemand | None = None,
                sizes: BlockSizes | None = None) -> list[Candidate]:
     """Every layout of the layer (``mapping.layouts``), Pareto-pruned on (blocks, work): a
     layout that needs more blocks and is not faster than another is dropped."""
-    sizes = sizes or block_sizes(spec)
-    d = d or demand_of(lt, spec)
-    cands = [candidate(spec, lt, d, lay, sizes) for lay in layouts(d, sizes)]
+    sizes = sizes or block_sizes(hw)
+    d = d or demand_of(lt, hw)
+    cands = [candidate(hw, lt, d, lay, sizes) for lay in layouts(d, sizes)]
     cands.sort(key=lambda c: (c.blocks, c.work_s, c.layout.row_split))
     kept: list[Candidate] = []
     for c in cands:
@@ -294,7 +297,7 @@ def tree_additions(operands: int, entry_bits: int, acc_bits: int) -> dict[int, i
     return counts
 
 
-def synthetic_trace(net: NetworkShape, spec: HardwareSpec | None = None, *,
+def synthetic_trace(net: NetworkShape, hw: RapidnnHardware, *,
                     weight_clusters: int | None = None, input_clusters: int | None = None,
                     entry_bits: int | None = None, acc_bits: int | None = None,
                     output_search: bool = False) -> Trace:
@@ -307,15 +310,12 @@ def synthetic_trace(net: NetworkShape, spec: HardwareSpec | None = None, *,
     layer, one pooling search per pooled value. Activation layers are fused into the preceding
     layer. Each layer carries its ``demand`` and dense ``blocks`` as a simulated one does.
     """
-    from rapidnn.hardware.spec import load_hardware
-
-    spec = spec or load_hardware("rapidnn")
-    sizes = block_sizes(spec)
-    w = weight_clusters or _int(spec, "synthetic_weight_clusters")
-    u = input_clusters or _int(spec, "synthetic_input_clusters")
-    b = entry_bits or _int(spec, "synthetic_entry_bits")
-    a = acc_bits or _int(spec, "synthetic_acc_bits")
-    per_bit, fixed = spec.value("nor_cycles_per_bit"), spec.value("nor_cycles_fixed")
+    sizes = block_sizes(hw)
+    w = weight_clusters or hw.synthetic_weight_clusters
+    u = input_clusters or hw.synthetic_input_clusters
+    b = entry_bits or hw.synthetic_entry_bits
+    a = acc_bits or hw.synthetic_acc_bits
+    per_bit, fixed = hw.nor_cycles_per_bit, hw.nor_cycles_fixed
     cbits = code_bits(u)
     weighted = [layer.name for layer in net.layers if layer.weighted]
     layers: list[LayerTrace] = []
@@ -345,7 +345,7 @@ def synthetic_trace(net: NetworkShape, spec: HardwareSpec | None = None, *,
                 demand=d.to_dict(), blocks=map_layer(d, sizes).blocks))
         elif layer.kind == "pool":
             d = LayerDemand("maxpool", values=layer.out_channels, positions=layer.positions,
-                            pool_window=layer.fan_in or _int(spec, "pool_window"))
+                            pool_window=layer.fan_in or hw.pool_window)
             layers.append(LayerTrace(
                 name=layer.name, kind="maxpool" if layer.pool != "avg" else "avgpool",
                 neurons=v, fan_in=layer.fan_in, positions=layer.positions, input_clusters=u,
@@ -356,25 +356,18 @@ def synthetic_trace(net: NetworkShape, spec: HardwareSpec | None = None, *,
                          "input_clusters": u, "entry_bits": b, "acc_bits": a})
 
 
-def peak_figures(spec: HardwareSpec) -> tuple[float, float]:
-    """(peak ops/s, power at peak in W): a synthetic linear layer filling one block densely
-    (``proc_rows`` products per value, dense values per row, synthetic w/u/B/A), tiled over the
-    chip's blocks."""
-    slot = (_int(spec, "synthetic_entry_bits") + 2 * _int(spec, "synthetic_acc_bits")
-            + _int(spec, "slot_scratch_bits"))
-    slots = max(1, _int(spec, "proc_cols") // slot)
-    fan_in = _int(spec, "proc_rows")
+def chip_figures(hw: RapidnnHardware) -> ChipFigures:
+    """Peak ops/s, power at peak ("events at peak": its rated power) and area: a synthetic
+    linear layer filling one block densely (``proc_rows`` products per value, dense values per
+    row, synthetic w/u/B/A), tiled over the chip's blocks."""
+    slot = hw.synthetic_entry_bits + 2 * hw.synthetic_acc_bits + hw.slot_scratch_bits
+    slots = max(1, hw.proc_cols // slot)
+    fan_in = hw.proc_rows
     net = NetworkShape("peak", [linear("peak", fan_in, slots), linear("next", slots, 1)])
-    lt = synthetic_trace(net, spec).layers[0]
-    c = candidate(spec, lt, demand_of(lt, spec))
-    energy = sum(n * spec.comp(k.split(".")[0]).energy_j(k.split(".")[1])
-                 for k, n in layer_events(spec, lt).items() if n)
-    copies = blocks_per_chip(spec) / c.blocks
+    lt = synthetic_trace(net, hw).layers[0]
+    c = candidate(hw, lt, demand_of(lt, hw))
+    energy = event_energy(layer_events(hw, lt))[0]
+    copies = hw.blocks_per_chip / c.blocks
     ops = 2.0 * fan_in * slots / c.t_pos * copies
-    power = energy / c.t_pos * copies + spec.leakage_w()
-    return ops, power
-
-
-def layer_shape(lt: LayerTrace) -> LayerShape:
-    """The LayerShape of a trace layer (for the baselines)."""
-    return LayerShape.from_trace_layer(lt)
+    power = energy / c.t_pos * copies + hw.leakage_w
+    return ChipFigures(ops, power, "events at peak", hw.area_mm2 or None)

@@ -1,9 +1,9 @@
-"""Hardware descriptions (``HardwareSpec``), the YAML loader and parameter overrides.
+"""Hardware descriptions (``HardwareSpec``) and parameter overrides, for any architecture.
 
-A description file looks like::
+A description file (read by ``rapidnn.hardware.loader``) looks like::
 
     name: isaac
-    model: isaac                     # which mapper evaluates it: rapidnn | isaac | pipelayer | gpu
+    model: isaac                     # its architecture (``architectures``): rapidnn | isaac | ...
     description: ...
     hierarchy:                       # level: {parent, count: <parameter name>}
       tile: {parent: chip, count: tiles_per_chip}
@@ -22,23 +22,20 @@ A description file looks like::
 Override keys (``HardwareSpec.with_overrides``): ``<parameter>``, ``<component>.<field>`` (count,
 area, leakage, peak_power), ``<component>.energy.<action>``, ``<component>.latency.<action>`` or
 an alias, optionally prefixed with the spec name or model (``"rapidnn.nor_cycle_ns"``). Values
-are given in the unit the file uses for that number.
+are given in the unit the file uses for that number. The spec knows nothing of any architecture:
+what a cost model reads, it reads through a typed view (``rapidnn.hardware.views``).
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.resources
 from collections.abc import Collection, Mapping
-from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from rapidnn.hardware.components import Component, Level, ModelName, Param, iter_params
+from rapidnn.hardware.components import Component, Level, Param, iter_params
 
-PRESETS: tuple[str, ...] = ("rapidnn", "isaac", "pipelayer", "gpu")
+PRESETS: tuple[str, ...] = ("rapidnn", "isaac", "pipelayer", "gpu")  # presets/<name>.yaml
 
 
 class HardwareConfigError(ValueError):
@@ -57,7 +54,7 @@ class HardwareSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     name: str
-    model: ModelName
+    model: str
     description: str = ""
     hierarchy: dict[str, Level] = Field(default_factory=dict)
     parameters: dict[str, Param] = Field(default_factory=dict)
@@ -91,25 +88,6 @@ class HardwareSpec(BaseModel):
         return self
 
     # ----------------------------------------------------------------- access
-    def param(self, name: str) -> Param:
-        try:
-            return self.parameters[name]
-        except KeyError:
-            raise HardwareConfigError("missing parameter", file=self.source_file,
-                                      key=f"parameters.{name}") from None
-
-    def value(self, name: str, unit: str | None = None) -> float:
-        """A parameter's value, converted to ``unit`` when given."""
-        p = self.param(name)
-        return float(p.value) if unit is None else p.to(unit)
-
-    def comp(self, name: str) -> Component:
-        try:
-            return self.components[name]
-        except KeyError:
-            raise HardwareConfigError("missing component", file=self.source_file,
-                                      key=f"components.{name}") from None
-
     def instances(self, level: str) -> float:
         """Instances of ``level`` per chip (product of the counts up the hierarchy)."""
         n = 1.0
@@ -120,13 +98,13 @@ class HardwareSpec(BaseModel):
                                           file=self.source_file, key="hierarchy")
             seen.add(level)
             lv = self.hierarchy[level]
-            n *= self.value(lv.count)
+            n *= float(self.parameters[lv.count].value)
             level = lv.parent
         return n
 
     def per_chip(self, component: str) -> float:
         """Instances of a component per chip."""
-        c = self.comp(component)
+        c = self.components[component]
         return c.n * self.instances(c.level)
 
     def chip_area_mm2(self) -> float:
@@ -210,100 +188,3 @@ def overrides_for(names: Collection[str], overrides: Mapping[str, float]) -> dic
     one of ``names``; keys prefixed with another preset's name are another architecture's."""
     return {k: v for k, v in overrides.items()
             if not (k.split(".", 1)[0] in PRESETS and k.split(".", 1)[0] not in names)}
-
-
-# ------------------------------------------------------------------- loading
-def _loc(loc: tuple[Any, ...]) -> str:
-    # drop pydantic's union-branch labels such as 'int' / 'float' / 'function-after[...]'
-    def label(x: Any) -> bool:
-        return isinstance(x, str) and ("[" in x or x in {"int", "float"})
-
-    parts = [str(x) for x in loc if not label(x)]
-    return ".".join(parts)
-
-
-def _requirements(model: str) -> tuple[list[str], dict[str, list[str]]]:
-    from rapidnn.hardware import gpu, isaac, pipelayer, rapidnn
-
-    mod = {"rapidnn": rapidnn, "isaac": isaac, "pipelayer": pipelayer, "gpu": gpu}[model]
-    return list(mod.REQUIRED_PARAMETERS), dict(mod.REQUIRED_COMPONENTS)
-
-
-def check_requirements(spec: HardwareSpec) -> None:
-    """Raise HardwareConfigError naming the first parameter/component the mapper needs but lacks."""
-    params, comps = _requirements(spec.model)
-    for p in params:
-        if p not in spec.parameters:
-            raise HardwareConfigError(f"missing key (needed by the {spec.model} model)",
-                                      file=spec.source_file, key=f"parameters.{p}")
-    for cname, fields in comps.items():
-        if cname not in spec.components:
-            raise HardwareConfigError(f"missing key (needed by the {spec.model} model)",
-                                      file=spec.source_file, key=f"components.{cname}")
-        c = spec.components[cname]
-        for f in fields:
-            fld, *rest = f.split(".")
-            present = getattr(c, fld) is not None if not rest else rest[0] in getattr(c, fld)
-            if not present:
-                raise HardwareConfigError(f"missing key (needed by the {spec.model} model)",
-                                          file=spec.source_file, key=f"components.{cname}.{f}")
-
-
-def spec_from_dict(data: Any, file: str | None = None) -> HardwareSpec:
-    """Validate a parsed description; errors become HardwareConfigError(file, key)."""
-    if not isinstance(data, dict):
-        raise HardwareConfigError("top level must be a mapping", file=file)
-    try:
-        spec = HardwareSpec.model_validate({**data, "source_file": file})
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        key = _loc(err["loc"])
-        msg = "missing key" if err["type"] == "missing" else err["msg"]
-        if err["type"] == "value_error":
-            msg = msg.removeprefix("Value error, ")
-            head, sep, rest = msg.partition(": ")
-            if sep and head.replace(".", "").replace("_", "").isalnum():
-                key, msg = (f"{key}.{head}" if key else head), rest
-        if err["type"] == "literal_error" and key.endswith("tag"):
-            msg = f"unknown tag {err.get('input')!r}; {err['msg']}"
-        raise HardwareConfigError(msg, file=file, key=key or None) from None
-    check_requirements(spec)
-    known = dict(spec.all_params())
-    for alias, target in spec.aliases.items():
-        if target not in known:
-            raise HardwareConfigError(f"unknown target {target!r}", file=file,
-                                      key=f"aliases.{alias}")
-    return spec
-
-
-def preset_path(name: str) -> Path:
-    """Path of a packaged preset (``rapidnn``, ``isaac``, ``pipelayer``, ``gpu``)."""
-    res = importlib.resources.files("rapidnn.hardware") / "presets" / f"{name}.yaml"
-    return Path(str(res))
-
-
-def load_hardware(name_or_path: str | Path | HardwareSpec) -> HardwareSpec:
-    """Load a preset by name or a user YAML file by path (parsed once per file version: a spec
-    is never changed in place, ``with_overrides`` returns copies)."""
-    if isinstance(name_or_path, HardwareSpec):
-        return name_or_path
-    s = str(name_or_path)
-    path = preset_path(s) if s in PRESETS else Path(s)
-    if not path.is_file():
-        raise HardwareConfigError(
-            f"no such hardware description (presets: {', '.join(PRESETS)})", file=s)
-    st = path.stat()
-    return _load_file(str(path), st.st_mtime_ns, st.st_size).model_copy()
-
-
-@functools.lru_cache(maxsize=64)
-def _load_file(file: str, mtime_ns: int, size: int) -> HardwareSpec:
-    """Parse and validate one YAML file (cached by path, modification time and size)."""
-    path = Path(file)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise HardwareConfigError(f"malformed YAML{where}: {exc}", file=str(path)) from None
-    return spec_from_dict(data, file=str(path))

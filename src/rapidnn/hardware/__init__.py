@@ -13,12 +13,13 @@ Public API (docs/hardware.md):
   ``accounting.VARIANTS`` — how events are charged; ``audit.audit`` — the paper's ratios
   against every scenario, a wide sweep of every number and the smallest changes that reach them.
 
-Layers, each importing only those below it: ``components`` (Param, Component) → ``spec``
-(HardwareSpec, overrides) → ``views`` (typed views: Action, Part, Hardware) → ``parts``
-(component classes) → one module per architecture (``rapidnn`` + ``mapper``, ``isaac``,
-``pipelayer``, ``gpu``; each defines its view and formulas) → ``architectures`` (the registry:
-model name → :class:`Architecture`) → ``loader`` (YAML, checked against the registry) → this
-package's API → ``policies``, ``accounting``, ``audit``, ``costs``.
+Modules, each importing only those before it (docs/hardware.md §2.5): ``components`` (Param,
+Component) → ``spec`` (HardwareSpec, overrides) → ``views`` (typed views: Action, Part,
+Hardware) → ``parts`` (component classes) → ``pipeline``, ``estimate``, ``network``, ``common``
+→ one module per architecture, defining its view and its formulas (``rapidnn`` + ``mapper``,
+``isaac``, ``pipelayer``, ``gpu``) → ``architectures`` (the registry: model name →
+:class:`Architecture`) → ``loader`` (YAML, checked against the registry) → this package's API
+→ ``accounting``, ``policies``, ``audit``, ``costs``.
 """
 
 from __future__ import annotations

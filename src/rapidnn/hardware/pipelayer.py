@@ -93,8 +93,9 @@ def peak_ops_per_s(hw: PipeLayerHardware) -> float:
 
 
 def chip_figures(hw: PipeLayerHardware) -> ChipFigures:
-    """Peak ops/s, power (every array busy on a full-array layer: PipeLayer publishes no chip
-    power) and area."""
+    """Peak ops/s, power and area; the power is the component table's when the file gives one,
+    otherwise (the preset: PipeLayer publishes no chip power) every array busy on a full-array
+    layer."""
     layer = LayerShape("peak", "linear", fan_in=hw.array_rows, out_channels=hw.array_cols)
     power, basis = peak_power(hw, layer_events(hw, layer), position_time_s(hw),
                               arrays_per_chip(hw), layer_arrays(hw, layer))

@@ -108,3 +108,11 @@ def test_published_efficiency_needs_the_published_figure(isaac_spec):
 def test_package_synthetic_trace_is_the_preset_one(rapidnn_hw):
     net = mlp([64, 32, 10])
     assert synthetic_trace(net) == rapidnn.synthetic_trace(net, rapidnn_hw)
+
+
+def test_a_fractional_count_is_an_error_not_truncated() -> None:
+    from rapidnn.hardware import HardwareConfigError, estimate_network, load_hardware, mlp
+
+    spec = load_hardware("isaac").with_overrides({"crossbar_rows": 100.5})
+    with pytest.raises(HardwareConfigError, match=r"parameters\.crossbar_rows: must be a whole"):
+        estimate_network(mlp((64, 32, 10)), spec)

@@ -122,7 +122,11 @@ class _Param(_Decl):
         p = spec.parameters.get(self.key or name)
         if p is None:
             raise _missing(spec, key)
-        return typ(_convert(spec, p, self.unit, key))
+        value = _convert(spec, p, self.unit, key)
+        if typ is int and not float(value).is_integer():
+            raise HardwareConfigError(f"must be a whole number, got {value!r}",
+                                      file=spec.source_file, key=key)
+        return typ(value)
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,11 @@ def _current_keys() -> dict[str, tuple[Workload, RecipeSet]]:
     return keys
 
 
+def _recipes_of(info: dict[str, Any]) -> RecipeSet:
+    """The recipe set a stored or exported model's info records (its ``quick`` flag)."""
+    return "quick" if info.get("quick") else "full"
+
+
 def _float_models(folder: Path) -> Iterator[Path]:
     """The float-model files of a folder, sorted (training checkpoints are not models)."""
     return (p for p in sorted(folder.glob("*.safetensors"))
@@ -86,7 +91,7 @@ def list_trained(root: str | os.PathLike[str] | None = None) -> list[dict[str, A
         key = weights.stem
         wl, recipes = current.get(key, (None, None))
         rows.append({"key": key, "workload": wl.name if wl else info.get("workload"),
-                     "recipes": recipes or ("quick" if info.get("quick") else "full"),
+                     "recipes": recipes or _recipes_of(info),
                      "current": wl is not None,
                      "test_accuracy": info.get("test_accuracy"),
                      "val_accuracy": info.get("val_accuracy"),
@@ -153,7 +158,7 @@ def _check(path: Path) -> tuple[Workload | None, bool, Any, dict[str, Any]]:
                             f"header)") from None
     current = _current_keys()
     if key not in current:
-        return None, "quick" if info.get("quick") else "full", None, info
+        return None, _recipes_of(info), None, info
     wl, recipes = current[key]
     model = wl.build()
     try:

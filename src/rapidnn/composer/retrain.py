@@ -35,9 +35,10 @@ from torch import nn
 
 from rapidnn.composer.capture import CapturedGraph, float_op
 from rapidnn.composer.codebook import fixed_point_for
-from rapidnn.composer.compose import calibration_batches, compose_graph, make_plan
+from rapidnn.composer.compose import calibration_batches, compose_graph
 from rapidnn.composer.composed import ComposedModel
 from rapidnn.composer.ops import WeightedLayer
+from rapidnn.composer.plan import make_plan
 from rapidnn.composer.quality import predictions
 
 LOSSES = ("distill", "ce")

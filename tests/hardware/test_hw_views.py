@@ -113,6 +113,8 @@ def test_package_synthetic_trace_is_the_preset_one(rapidnn_hw):
 def test_a_fractional_count_is_an_error_not_truncated() -> None:
     from rapidnn.hardware import HardwareConfigError, estimate_network, load_hardware, mlp
 
-    spec = load_hardware("isaac").with_overrides({"crossbar_rows": 100.5})
-    with pytest.raises(HardwareConfigError, match=r"parameters\.crossbar_rows: must be a whole"):
-        estimate_network(mlp((64, 32, 10)), spec)
+    whole = r"parameters\.crossbar_rows\.value: must be a whole"
+    with pytest.raises(HardwareConfigError, match=whole):
+        load_hardware("isaac").with_overrides({"crossbar_rows": 100.5})
+    with pytest.raises(HardwareConfigError, match=whole):
+        estimate_network(mlp((64, 32, 10)), "isaac", {"overrides": {"crossbar_rows": 100.5}})

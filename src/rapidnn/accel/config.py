@@ -68,8 +68,8 @@ class SimConfig(BaseModel):
     strategy: Literal["tree", "counting"] = "tree"
     approx_bits: int | dict[str, int] | None = None
     blocks: BlockSizes = Field(default_factory=BlockSizes)
-    nor_cycles_per_bit: float = Field(default=13.0, ge=0)
-    nor_cycles_fixed: float = Field(default=0.0, ge=0)
+    nor_cycles_per_bit: float = Field(default=13.0, ge=0, allow_inf_nan=False)
+    nor_cycles_fixed: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     input_word_bits: int | None = Field(default=None, ge=1, le=64)
     record_codes: bool = False
     record_accumulators: bool = False

@@ -6,11 +6,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from rapidnn.hardware.pipeline import LatencyMode, Policy
+
+#: an override's value: a number (not a string or a bool), finite and >= 0; the pydantic error
+#: is located at ``overrides.<key>``
+OverrideValue = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
 
 
 class EstimateOptions(BaseModel):
@@ -19,7 +23,9 @@ class EstimateOptions(BaseModel):
     * ``replication``: pipeline balancing policy (``pipeline.replicate``);
     * ``latency_mode``: "sequential" or "overlap" (``pipeline.latency``);
     * ``chips``: chips to use (None: the fewest that hold one copy of every layer);
-    * ``overrides``: parameter overrides applied to the spec (``HardwareSpec.with_overrides``);
+    * ``overrides``: parameter overrides applied to the spec (``HardwareSpec.with_overrides``):
+      finite numbers >= 0 (no number of a description is negative), each checked against the
+      kind of the number it replaces when applied;
     * ``baseline_energy``: "events" (component × action counts, default) or
       "published_efficiency" (ops / published GOPS/W; ISAAC and PipeLayer only);
     * ``batch``: GPU batch size (None: the preset's ``batch`` parameter);
@@ -43,14 +49,14 @@ class EstimateOptions(BaseModel):
     replication: Policy = "balanced"
     latency_mode: LatencyMode = "sequential"
     chips: int | None = Field(default=None, ge=1)
-    overrides: dict[str, float] = Field(default_factory=dict)
+    overrides: dict[str, OverrideValue] = Field(default_factory=dict)
     baseline_energy: Literal["events", "published_efficiency"] = "events"
     batch: int | None = Field(default=None, ge=1)
     mapping: Literal["search", "dense"] = "search"
     objective: Literal["latency", "energy", "edp"] = "edp"
     gating: Literal["gated", "leakage", "ungated"] = "gated"
     entry_width: Literal["fixed", "exact"] = "fixed"
-    block_budget: float | None = Field(default=None, gt=0)
+    block_budget: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
     @classmethod
     def coerce(cls, config: EstimateOptions | Mapping[str, Any] | None) -> EstimateOptions:

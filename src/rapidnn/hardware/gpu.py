@@ -12,9 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, ClassVar
 
+from rapidnn.hardware.components import EFFICIENCY, Kind
 from rapidnn.hardware.estimate import ChipFigures, Estimate, EstimateOptions, LayerEstimate
 from rapidnn.hardware.network import LayerShape, NetworkShape
 from rapidnn.hardware.views import Hardware, Part, param, part
+
+#: bytes moved per weight or activation; fractional for sub-byte values, never 0 (a network
+#: that moves no data)
+VALUE_BYTES = Kind("bytes per value", strict=True)
 
 
 @dataclass(frozen=True)
@@ -25,9 +30,9 @@ class GpuHardware(Hardware):
 
     peak_flops: Annotated[float, param(unit="FLOP/s")]
     memory_bandwidth: Annotated[float, param(unit="B/s")]
-    compute_efficiency: Annotated[float, param()]
-    memory_efficiency: Annotated[float, param()]
-    bytes_per_value: Annotated[float, param()]
+    compute_efficiency: Annotated[float, param(kind=EFFICIENCY)]
+    memory_efficiency: Annotated[float, param(kind=EFFICIENCY)]
+    bytes_per_value: Annotated[float, param(kind=VALUE_BYTES)]
     batch: Annotated[int, param()]
     board: Annotated[Part, part(peak_power=True)]
 

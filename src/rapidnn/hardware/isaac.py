@@ -30,6 +30,7 @@ from rapidnn.hardware.common import (
     peak_power,
     use_published_efficiency,
 )
+from rapidnn.hardware.components import FRACTION
 from rapidnn.hardware.estimate import ChipFigures, Estimate, EstimateOptions
 from rapidnn.hardware.network import LayerShape, NetworkShape
 from rapidnn.hardware.parts import (
@@ -63,7 +64,7 @@ class IsaacHardware(Hardware):
     edram_access_bits: Annotated[int, param()]
     router_transfer_bits: Annotated[int, param()]
     link_transfer_bits: Annotated[int, param()]
-    idle_leakage_fraction: Annotated[float, param()]
+    idle_leakage_fraction: Annotated[float, param(kind=FRACTION)]  # of rated power; 0: none
     crossbar: Annotated[Crossbar, part()]
     adc: Annotated[Adc, part()]
     dac: Annotated[Dac, part()]

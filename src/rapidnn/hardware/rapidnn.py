@@ -40,10 +40,18 @@ from rapidnn.accel.config import BlockSizes
 from rapidnn.accel.mapping import LayerDemand, LayerMap, Layout, layouts, map_layer
 from rapidnn.accel.trace import LayerTrace, Trace
 from rapidnn.hardware.common import Events, event_energy
+from rapidnn.hardware.components import Kind
 from rapidnn.hardware.estimate import ChipFigures
 from rapidnn.hardware.network import NetworkShape, linear
 from rapidnn.hardware.parts import Bus, RnaBlock
 from rapidnn.hardware.views import Hardware, level, param, part
+
+
+def block_size(name: str) -> Kind:
+    """The kind of a parameter that is also a :class:`BlockSizes` field (the simulator's and the
+    cost model's one geometry): a whole number with that field's lower bound."""
+    low = next(m.ge for m in BlockSizes.model_fields[name].metadata if hasattr(m, "ge"))
+    return Kind(f"a block size, as BlockSizes.{name}", low=float(low), whole=True)
 
 
 @dataclass(frozen=True)
@@ -53,15 +61,18 @@ class RapidnnHardware(Hardware):
     MODEL: ClassVar[str] = "rapidnn"
 
     blocks_per_chip: Annotated[float, level("block")]
-    blocks_per_tile: Annotated[int, param()]
-    table_rows: Annotated[int, param()]
-    table_cols: Annotated[int, param()]
-    proc_rows: Annotated[int, param()]
-    proc_cols: Annotated[int, param()]
-    am_rows: Annotated[int, param()]
-    am_bits: Annotated[int, param()]
-    slot_scratch_bits: Annotated[int, param()]
+    blocks_per_tile: Annotated[int, param(kind=block_size("blocks_per_tile"))]
+    table_rows: Annotated[int, param(kind=block_size("table_rows"))]
+    table_cols: Annotated[int, param(kind=block_size("table_cols"))]
+    proc_rows: Annotated[int, param(kind=block_size("proc_rows"))]
+    proc_cols: Annotated[int, param(kind=block_size("proc_cols"))]
+    am_rows: Annotated[int, param(kind=block_size("am_rows"))]
+    am_bits: Annotated[int, param(kind=block_size("am_bits"))]
+    # 0 scratch bits: NOR intermediates overwrite the operands' cells
+    slot_scratch_bits: Annotated[int, param(kind=block_size("slot_scratch_bits"))]
     column_parallel: Annotated[bool, param()]
+    # cycle counts and the controllers' static power may be 0 (free transfers, an addition
+    # without a constant term as FloatPIM's 13 N, no controller leakage): their unit's >= 0
     transfer_cycles_per_bit: Annotated[float, param()]
     controller_static_w_per_tile: Annotated[float, param(unit="W")]
     pool_window: Annotated[int, param()]

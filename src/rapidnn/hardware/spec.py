@@ -24,18 +24,35 @@ area, leakage, peak_power), ``<component>.energy.<action>``, ``<component>.laten
 an alias, optionally prefixed with the spec name or model (``"rapidnn.nor_cycle_ns"``). Values
 are given in the unit the file uses for that number. The spec knows nothing of any architecture:
 what a cost model reads, it reads through a typed view (``rapidnn.hardware.views``).
+
+Every number is checked by its kind (``components.Kind``) when the file is read and again when an
+override replaces it: the kind of its unit, of its component field, or a count for a hierarchy
+level's count; an overridden copy is also checked against the typed view of its model (the
+views register in :data:`VIEWS`), so an override breaks no rule the file itself must keep.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from rapidnn.hardware.components import Component, Level, Param, iter_params
+from rapidnn.hardware.components import (
+    COUNT,
+    FIELD_KINDS,
+    Component,
+    Kind,
+    Level,
+    Param,
+    iter_params,
+)
 
 PRESETS: tuple[str, ...] = ("rapidnn", "isaac", "pipelayer", "gpu")  # presets/<name>.yaml
+
+#: model -> the builder of its typed view (``views.Hardware.from_spec``, registered by each view
+#: class); building it checks a description against what that model's formulas read
+VIEWS: dict[str, Callable[[HardwareSpec], object]] = {}
 
 
 class HardwareConfigError(ValueError):
@@ -82,6 +99,10 @@ class HardwareSpec(BaseModel):
                 raise ValueError(f"hierarchy.{lvl}.count: no parameter named {spec.count!r}")
             if spec.parent != "chip" and spec.parent not in self.hierarchy:
                 raise ValueError(f"hierarchy.{lvl}.parent: unknown level {spec.parent!r}")
+            try:
+                COUNT.check(self.parameters[spec.count].value)
+            except ValueError as exc:
+                raise ValueError(f"parameters.{spec.count}.value: {exc}") from None
         for key, c in self.components.items():
             if c.level != "chip" and c.level not in self.hierarchy:
                 raise ValueError(f"components.{key}.level: unknown level {c.level!r}")
@@ -145,21 +166,24 @@ class HardwareSpec(BaseModel):
             raise HardwareConfigError("unknown parameter key", file=self.source_file, key=key)
         return params[key]
 
+    def kind_of(self, key: str) -> Kind:
+        """The kind of the number at a (resolved) override key in any description: a hierarchy
+        level's count is a count, a component's field has that field's kind, another parameter
+        its unit's (the typed view of the model may declare more, ``views.param``)."""
+        if "." in key:
+            return FIELD_KINDS[key.split(".")[1]]
+        if key in {lv.count for lv in self.hierarchy.values()}:
+            return COUNT
+        return self.parameters[key].kind
+
     def with_overrides(self, overrides: Mapping[str, float | int | Param]) -> HardwareSpec:
-        """A copy with single numbers replaced; new values are tagged ``assumed``."""
+        """A copy with single numbers replaced; new values are tagged ``assumed``. A value that
+        is not a number, or not of the number's kind, raises HardwareConfigError naming the key."""
         spec = self
         for raw_key, new in overrides.items():
-            key = spec._resolve(raw_key)
-            old = spec.get(key)
-            if isinstance(new, Param):
-                p = new
-            else:
-                try:
-                    p = old.replaced(new)
-                except TypeError as exc:
-                    raise HardwareConfigError(str(exc), file=self.source_file, key=key) from None
-            spec = spec._set(key, p)
-        return spec
+            spec = spec._replaced(raw_key, lambda old, new=new: (
+                new if isinstance(new, Param) else old.replaced(new)))
+        return spec._checked()
 
     def with_own_overrides(self, overrides: Mapping[str, float]) -> HardwareSpec:
         """A copy with the overrides that apply to this design (:func:`overrides_for` its name
@@ -167,9 +191,29 @@ class HardwareSpec(BaseModel):
         return self.with_overrides(overrides_for({self.name, self.model}, overrides))
 
     def scaled(self, key: str, factor: float) -> HardwareSpec:
-        """A copy with one number multiplied by ``factor`` (sensitivity analysis)."""
-        key = self._resolve(key)
-        return self._set(key, self.get(key).scaled(factor))
+        """A copy with one number multiplied by ``factor`` (sensitivity analysis), checked as an
+        override."""
+        return self._replaced(key, lambda old: old.scaled(factor))._checked()
+
+    def _replaced(self, raw_key: str, change: Callable[[Param], Param]) -> HardwareSpec:
+        """A copy with the number at ``raw_key`` changed, checked against its kind."""
+        key = self._resolve(raw_key)
+        old = self.get(key)
+        try:
+            p = change(old)
+            if p.dimension != old.dimension:
+                raise ValueError(f"unit {p.unit!r} is not a unit of {old.dimension}")
+            self.kind_of(key).check(p.value)
+        except (TypeError, ValueError) as exc:
+            raise HardwareConfigError(str(exc), file=self.source_file, key=raw_key) from None
+        return self._set(key, p)
+
+    def _checked(self) -> HardwareSpec:
+        """This spec, once the typed view of its model (if registered) accepts it."""
+        view = VIEWS.get(self.model)
+        if view is not None:
+            view(self)
+        return self
 
     def _set(self, key: str, p: Param) -> HardwareSpec:
         if "." not in key:

@@ -6,20 +6,26 @@ instead, in the manner of Accelergy's component classes: ``hw.crossbar_rows``,
 ``hw.adc.convert.energy``, ``hw.crossbar.per_chip``. A view class (a :class:`Hardware`) declares
 each field once, in its annotation (``crossbar_rows: Annotated[int, param()]``):
 
-* ``param(key=None, unit=None)``: ``parameters.<key>`` (default: the field's name), converted to
-  ``unit`` (None: the number in the file's unit), then to the field's type (int, float, bool);
+* ``param(key=None, unit=None, kind=None)``: ``parameters.<key>`` (default: the field's name),
+  converted to ``unit`` (None: the number in the file's unit), checked against ``kind`` (None:
+  a bool field is a flag, an int field a bit width when its unit is ``bit`` and a count
+  otherwise, a float field only the kind of its unit), then converted to the field's type;
 * ``part(key=None, count=False, peak_power=False)``: ``components.<key>`` as the field's
   :class:`Part` class, whose ``Annotated[Action, action(energy=..., latency=...)]`` fields are
   the actions the formulas use (``rapidnn.hardware.parts``); ``count`` / ``peak_power``: the
-  file must give it;
+  file must give it (a peak power the formulas need is the power they charge: > 0);
 * ``level(name)``: instances of a hierarchy level per chip;
 * ``published(key, unit)``: a published chip figure, None when the file gives none.
 
 ``<View class>.from_spec(spec)`` builds a view from a (possibly overridden) spec; a number a
-declaration needs and the file lacks raises ``HardwareConfigError`` naming the file and the key
-(``parameters.crossbar_rows: missing key (needed by the isaac model)``). Energies are in J,
-latencies in s, powers in W, areas in mm²; a quantity the file does not give is NaN (an action's
-energy or latency, a peak power), 0 (area, leakage) or 1 (count), as in ``Component``.
+declaration needs and the file lacks, or one not of its declared kind, raises
+``HardwareConfigError`` naming the file and the key
+(``parameters.crossbar_rows: missing key (needed by the isaac model)``,
+``parameters.crossbar_rows.value: must be a whole number >= 1 (a count), got 0``). Each view
+class registers ``from_spec`` in ``spec.VIEWS``, so every overridden copy is checked the same.
+Energies are in J, latencies in s, powers in W, areas in mm²; a quantity the file does not give
+is NaN (an action's energy or latency, a peak power), 0 (area, leakage) or 1 (count), as in
+``Component``.
 """
 
 from __future__ import annotations
@@ -30,8 +36,8 @@ import typing
 from dataclasses import dataclass, fields
 from typing import Annotated, Any, ClassVar, Self
 
-from rapidnn.hardware.components import Component, Param
-from rapidnn.hardware.spec import HardwareConfigError, HardwareSpec
+from rapidnn.hardware.components import BIT_WIDTH, COUNT, FLAG, Component, Kind, Param
+from rapidnn.hardware.spec import VIEWS, HardwareConfigError, HardwareSpec
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,6 +87,11 @@ class Hardware:
     leakage_w: float
     table_power_w: float | None
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.MODEL:
+            VIEWS[cls.MODEL] = cls.from_spec
+
     @classmethod
     def from_spec(cls, spec: HardwareSpec) -> Self:
         """The view of ``spec`` (module docstring); raises HardwareConfigError on a missing key."""
@@ -103,6 +114,13 @@ def _missing(spec: HardwareSpec, key: str) -> HardwareConfigError:
                                file=spec.source_file, key=key)
 
 
+def _check(spec: HardwareSpec, kind: Kind, value: float, key: str) -> None:
+    try:
+        kind.check(value)
+    except ValueError as exc:
+        raise HardwareConfigError(str(exc), file=spec.source_file, key=key) from None
+
+
 def _convert(spec: HardwareSpec, p: Param, unit: str | None, key: str) -> float:
     if unit is None:
         return p.value
@@ -116,6 +134,7 @@ def _convert(spec: HardwareSpec, p: Param, unit: str | None, key: str) -> float:
 class _Param(_Decl):
     key: str | None
     unit: str | None
+    kind: Kind | None
 
     def read(self, spec: HardwareSpec, name: str, typ: type) -> Any:
         key = f"parameters.{self.key or name}"
@@ -123,10 +142,20 @@ class _Param(_Decl):
         if p is None:
             raise _missing(spec, key)
         value = _convert(spec, p, self.unit, key)
-        if typ is int and not float(value).is_integer():
-            raise HardwareConfigError(f"must be a whole number, got {value!r}",
-                                      file=spec.source_file, key=key)
+        kind = self.kind or _kind_of_type(typ, p)
+        if kind is not None:
+            _check(spec, kind, value, f"{key}.value")
         return typ(value)
+
+
+def _kind_of_type(typ: type, p: Param) -> Kind | None:
+    """The kind a field's type implies: a bool is a flag, an int a bit width (unit ``bit``) or a
+    count; a float only the kind of its unit, already checked (None)."""
+    if typ is bool:
+        return FLAG
+    if typ is int:
+        return BIT_WIDTH if p.unit == "bit" else COUNT
+    return None
 
 
 @dataclass(frozen=True)
@@ -169,6 +198,11 @@ class _Action(_Decl):
         return Action(component, action, *out)
 
 
+#: a peak power the formulas need is the power they charge (the GPU's board): 0 would make a
+#: design that does work for free
+CHARGED_POWER = Kind("the power the model charges", "W", strict=True)
+
+
 @dataclass(frozen=True)
 class _Part(_Decl):
     key: str | None
@@ -183,6 +217,9 @@ class _Part(_Decl):
         for fld, needed in (("count", self.count), ("peak_power", self.peak_power)):
             if needed and getattr(c, fld) is None:
                 raise _missing(spec, f"components.{key}.{fld}")
+        if self.peak_power:
+            _check(spec, CHARGED_POWER, c.peak_power.value,  # type: ignore[union-attr]
+                   f"components.{key}.peak_power.value")
         actions = {f: decl.read(spec, key, c, f) for f, decl, _ in _plan(typ)}
         peak = math.nan if c.peak_power is None else c.peak_power.si
         return typ(name=key, count=c.n, per_chip=spec.per_chip(key), area_mm2=c.area_mm2,
@@ -202,9 +239,9 @@ def _plan(cls: type) -> tuple[tuple[str, Any, Any], ...]:
     return tuple(out)
 
 
-def param(key: str | None = None, unit: str | None = None) -> _Param:
+def param(key: str | None = None, unit: str | None = None, kind: Kind | None = None) -> _Param:
     """A parameter field (module docstring)."""
-    return _Param(key, unit)
+    return _Param(key, unit, kind)
 
 
 def published(key: str, unit: str) -> _Published:

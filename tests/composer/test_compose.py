@@ -278,3 +278,109 @@ def test_composition_is_identical_across_processes():
                              text=True, check=True)
         digests.add(out.stdout.strip())
     assert len(digests) == 1
+
+
+def _same(a, b, x) -> bool:
+    """Two composed models with the same state and the same outputs on ``x``."""
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa) and \
+        torch.equal(a(x), b(x))
+
+
+def test_calibration_data_forms(small_mlp, mlp_batches):
+    """A tensor (one batch), a list, a DataLoader, (x, y) pairs; a smaller last batch."""
+    x = torch.cat(mlp_batches)
+    ref = rapidnn.compose(small_mlp, [x])
+    assert _same(rapidnn.compose(small_mlp, x), ref, x)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, torch.zeros(48)),
+                                         batch_size=20)  # batches of 20, 20, 8
+    split = [x[:20], x[20:40], x[40:]]
+    assert _same(rapidnn.compose(small_mlp, loader), rapidnn.compose(small_mlp, split), x)
+    assert _same(rapidnn.compose(small_mlp, [[b] for b in split]),
+                 rapidnn.compose(small_mlp, split), x)
+    ints = rapidnn.compose(small_mlp, [(x * 4).long()])
+    assert _same(ints, rapidnn.compose(small_mlp, [(x * 4).long().float()]), x)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [([torch.rand(0, 64)], "calibration: batch 0 (shape (0, 64), torch.float32) is an empty "
+                           "batch"),
+     ([torch.rand(8, 64), torch.rand(8, 64), torch.rand(8, 64), torch.rand(5, 63)],
+      "calibration: batch 3 has shape (5, 63), the first had (8, 64)"),
+     ([torch.rand(8, 64), torch.rand(8, 1, 64)], "batch 1 has shape (8, 1, 64)"),
+     ([torch.rand(8, 64), torch.full((8, 64), float("inf"))],
+      "batch 1 (shape (8, 64), torch.float32) contains NaN or infinite values"),
+     ([torch.rand(64)], "batch 0 (shape (64,), torch.float32) has no batch dimension"),
+     ([torch.rand(8, 64, dtype=torch.complex64)], "torch.complex64) is not real-valued"),
+     ([torch.rand(8, 64, device="meta")], "is on the meta device"),
+     ([()], "batch 0 is a tuple"),
+     ([{"x": torch.rand(8, 64)}], "batch 0 is a dict; calibration batches must be tensors"),
+     ([(np.zeros((8, 64)), np.zeros(8))], "batch 0 is a ndarray"),
+     ("abc", "batch 0 is a str"),
+     (None, "calibration_data must be a tensor or an iterable of batches, got NoneType")],
+)
+def test_bad_calibration_batches_are_named(small_mlp, data, message):
+    with pytest.raises(ComposeError) as err:
+        rapidnn.compose(small_mlp, data)
+    assert message in str(err.value)
+
+
+def test_non_finite_parameters_are_named_before_clustering(small_mlp, mlp_batches):
+    with torch.no_grad():
+        small_mlp[-1].bias[1] = float("nan")
+    with pytest.raises(ValueError, match=r"layer '5' \(node '_5'\): bias contains NaN"):
+        rapidnn.compose(small_mlp, mlp_batches)
+    with torch.no_grad():
+        small_mlp[-1].bias[1] = 0.0
+        small_mlp[1].weight[0, 0] = float("inf")
+    with pytest.raises(ValueError, match=r"layer '1' \(node '_1'\): weight contains infinite"):
+        rapidnn.compose(small_mlp, mlp_batches)
+
+
+@pytest.mark.parametrize("layer", [nn.Linear(64, 5), nn.Conv2d(1, 2, 3)])
+def test_a_bare_layer_composes_like_the_same_layer_in_a_sequential(layer, mlp_batches):
+    torch.manual_seed(0)
+    batches = mlp_batches if isinstance(layer, nn.Linear) else \
+        [b.reshape(4, 1, 16, 16) for b in mlp_batches]
+    bare = rapidnn.compose(layer, batches, 8, 8)
+    assert _same(bare, rapidnn.compose(nn.Sequential(layer), batches, 8, 8), batches[0])
+
+
+def test_a_model_without_weighted_layers_is_refused(mlp_batches):
+    with pytest.raises(ComposeError, match="Sequential has no Linear or Conv2d layer"):
+        rapidnn.compose(nn.Sequential(nn.ReLU(), nn.Flatten()), mlp_batches)
+    with pytest.raises(ComposeError, match="ReLU has no Linear or Conv2d layer"):
+        rapidnn.compose(nn.ReLU(), mlp_batches)
+
+
+def test_a_model_that_is_no_module_or_raises_or_is_elsewhere(mlp_batches):
+    class Raises(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(64, 2)
+
+        def forward(self, x):
+            return self.fc(x).reshape(7, -1)  # fails on the example batch
+
+    with pytest.raises(ValueError, match=r"expects a torch\.nn\.Module, got function"):
+        rapidnn.compose(lambda x: x, mlp_batches)
+    with pytest.raises(ValueError, match="running Raises on the example input of shape"):
+        rapidnn.compose(Raises(), mlp_batches)
+    with pytest.raises(ValueError, match="on device meta"):
+        rapidnn.compose(nn.Linear(64, 2).to("meta"), mlp_batches)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"weight_clusters": True}, "weight_clusters: expected an integer, not a bool"),
+     ({"overrides": {"linear": {"input_clusters": False}}},
+      "overrides.linear.input_clusters: expected an integer, not a bool"),
+     ({"acc_bits": 2}, "acc_bits: Input should be greater than or equal to 8 (got 2)")],
+)
+def test_option_errors_name_the_field_on_their_first_line(small_mlp, mlp_batches, kwargs,
+                                                          message):
+    with pytest.raises(ComposeError) as err:
+        rapidnn.compose(small_mlp, mlp_batches, **kwargs)
+    first = str(err.value).splitlines()[0]
+    assert first.startswith("invalid compose options: ") and message in first

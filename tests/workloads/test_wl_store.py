@@ -220,3 +220,56 @@ def test_a_corrupt_checkpoint_is_ignored(tiny, tmp_path: Path,
     _, info = store.get_trained(tiny, progress=True, root=tmp_path)
     assert "unreadable" in capsys.readouterr().err and "resumed_after_epochs" not in info
     assert not ckpt.exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("test_accuracy", "high", "field 'test_accuracy' must be a number in [0, 1], got 'high'"),
+     ("val_accuracy", 1.5, "field 'val_accuracy' must be a number in [0, 1], got 1.5"),
+     ("train_seconds", [1], "field 'train_seconds' must be a non-negative number or null"),
+     ("quick", "no", "field 'quick' must be true or false, got 'no'"),
+     ("workload", None, "field 'workload' must be a string, got None"),
+     ("test_accuracy", ..., "field 'test_accuracy' is missing")],
+)
+def test_a_mistyped_info_field_names_the_file_and_the_field(tiny, tmp_path: Path, field, value,
+                                                            message) -> None:
+    store.get_trained(tiny, progress=False, root=tmp_path)
+    meta = store.entry_paths(tiny, root=tmp_path)[1]
+    info = json.loads(meta.read_text())
+    if value is ...:
+        del info[field]
+    else:
+        info[field] = value
+    meta.write_text(json.dumps(info))
+    with pytest.raises(store.StoreEntryError) as err:
+        store.get_trained(tiny, progress=False, root=tmp_path)
+    assert isinstance(err.value, ValueError)
+    assert str(err.value).startswith(f"store entry {meta}: {message}")
+    assert json.loads(meta.read_text()) == info  # never overwritten
+
+
+def test_a_mistyped_header_info_is_named_too(tiny, tmp_path: Path) -> None:
+    store.get_trained(tiny, progress=False, root=tmp_path)
+    weights, meta = store.entry_paths(tiny, root=tmp_path)
+    model, info = store.load_trained(tiny, root=tmp_path)
+    meta.unlink()
+    store.save_trained(tiny, model, {**info, "test_accuracy": "x"}, root=tmp_path)
+    meta.unlink()
+    with pytest.raises(store.StoreEntryError, match=f"{weights} \\(header 'info'\\): field "
+                                                    f"'test_accuracy'"):
+        store.load_trained(tiny, root=tmp_path)
+
+
+def test_a_mistyped_composed_info_is_named(tiny, tmp_path: Path) -> None:
+    _, info = store.get_composed(tiny, 8, 4, progress=False, root=tmp_path,
+                                 calibration_batches=2)
+    meta = Path(info["path"]).with_suffix(".json")
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "options": [1]}))
+    with pytest.raises(store.StoreEntryError, match="field 'options' must be an object"):
+        store.get_composed(tiny, 8, 4, progress=False, root=tmp_path, calibration_batches=2)
+
+
+def test_compose_option_errors_name_the_field() -> None:
+    with pytest.raises(WorkloadError, match="invalid compose options: weight_clusters: expected "
+                                            "an integer, not a bool"):
+        store.composed_options({"weight_clusters": True})

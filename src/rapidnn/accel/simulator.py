@@ -222,9 +222,12 @@ class Simulator:
     # running --------------------------------------------------------------------------------
     @torch.no_grad()
     def run(self, x: torch.Tensor) -> SimResult:
-        """Simulate one batch."""
+        """Simulate one batch (checked like ``ComposedModel.forward``'s input; a bool input is
+        read as the integers 0 and 1, in 8-bit words, as ``forward`` reads it)."""
         cm, cfg = self.composed, self.config
         check_input(x, cm.source.input.shape)
+        if x.dtype == torch.bool:  # the input AM models integer or float words, not bits
+            x = x.to(torch.uint8)
         if x.device != self.device:
             x = x.to(self.device)
         env = Env(self.decode)

@@ -184,12 +184,17 @@ def capture(model: nn.Module, example_input: torch.Tensor) -> CapturedGraph:
         raise CaptureError(f"capture expects a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(example_input, torch.Tensor) or example_input.dim() < 2:
         raise CaptureError("capture needs an example input batch: a tensor with a batch dimension")
+    _check_device(model)
+    kind = type(model).__name__
     was_training = model.training
-    model = model.eval()
+    # torch.fx traces into a bare leaf (nn.Linear: F.linear on its own weight); as the only
+    # layer of a Sequential it is captured like the same layer in a network (node "_0")
+    root = nn.Sequential(model) if torch.fx.Tracer().is_leaf_module(model, "") else model
+    root.eval()
     try:
-        gm = torch.fx.symbolic_trace(model)
+        gm = torch.fx.symbolic_trace(root)
     except Exception as exc:  # torch.fx raises many types; report them as one clear error
-        raise CaptureError(f"torch.fx could not trace {type(model).__name__}: {exc}") from exc
+        raise CaptureError(f"torch.fx could not trace {kind}: {exc}") from exc
     finally:
         model.train(was_training)
     try:
@@ -197,9 +202,34 @@ def capture(model: nn.Module, example_input: torch.Tensor) -> CapturedGraph:
             ShapeProp(gm).propagate(example_input.detach().float().cpu())
     except Exception as exc:  # the example input does not fit the model
         cause = exc.__cause__ or exc
-        raise CaptureError(f"running {type(model).__name__} on the example input of shape "
+        raise CaptureError(f"running {kind} on the example input of shape "
                            f"{tuple(example_input.shape)} failed: {cause}") from exc
-    return _convert(gm)
+    graph = _convert(gm)
+    _check_finite(graph)
+    return graph
+
+
+def _check_device(model: nn.Module) -> None:
+    """Capture runs the model on the CPU: a model elsewhere fails with a clear message."""
+    for name, t in (*model.named_parameters(), *model.named_buffers()):
+        if t.device.type != "cpu":
+            raise CaptureError(f"the model is on device {t.device} ({name!r}): capture runs it "
+                               f"on the CPU; compose model.cpu() (the composed model can be "
+                               f"moved with .to(device) afterwards)")
+
+
+def _check_finite(graph: CapturedGraph) -> None:
+    """Every weight and bias finite (after BatchNorm folding): a NaN bias would silently pin
+    one output to the accumulator's minimum, a NaN weight break k-means far from its cause."""
+    for node in graph.weighted():
+        for tensor, what in ((node.weight, "weight"), (node.bias, "bias")):
+            if tensor is None or bool(torch.isfinite(tensor).all()):
+                continue
+            kind = "NaN" if bool(tensor.isnan().any()) else "infinite values"
+            bn = node.params.get("folded_batchnorm")
+            folded = f" after folding BatchNorm {bn!r}" if bn is not None else ""
+            node_name = f" (node {node.name!r})" if node.name != node.source else ""
+            raise CaptureError(f"layer {node.source!r}{node_name}: {what} contains {kind}{folded}")
 
 
 def _convert(gm: torch.fx.GraphModule) -> CapturedGraph:

@@ -20,12 +20,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 
 from rapidnn.composer.assemble import WeightClustering, assemble, input_codebook
 from rapidnn.composer.capture import CapturedGraph, CapturedNode, capture
 from rapidnn.composer.codebook import Clustering, cluster, sample_values
 from rapidnn.composer.composed import ComposedModel
-from rapidnn.composer.config import ComposeConfig, ResolvedLayerOptions
+from rapidnn.composer.config import ComposeConfig, ResolvedLayerOptions, describe_errors
 from rapidnn.composer.plan import Plan, make_plan
 
 #: Version of the composition algorithm: bumped whenever the same model, data and options
@@ -38,20 +39,24 @@ class ComposeError(ValueError):
     """Composition failed because of the model, the data or the options given."""
 
 
-def compose(model: torch.nn.Module, calibration_data: Iterable[Any], weight_clusters: int = 16,
-            input_clusters: int = 16, **options: Any) -> ComposedModel:
+def compose(model: torch.nn.Module, calibration_data: Iterable[Any] | torch.Tensor,
+            weight_clusters: int = 16, input_clusters: int = 16, **options: Any) -> ComposedModel:
     """Reinterpret ``model`` for the RAPIDNN accelerator.
 
-    ``calibration_data`` is an iterable of input batches, or of ``(input, label)`` batches;
-    it feeds input clustering. ``options`` are the fields of :class:`ComposeConfig`.
+    ``calibration_data`` is one input batch (a tensor), or an iterable (list, DataLoader) of
+    input batches or of ``(input, label)`` batches; it feeds input clustering. ``options`` are
+    the fields of :class:`ComposeConfig`.
     """
     try:
         config = ComposeConfig(weight_clusters=weight_clusters, input_clusters=input_clusters,
                                **options)
-    except ValueError as exc:
-        raise ComposeError(f"invalid compose options: {exc}") from exc
+    except ValidationError as exc:
+        raise ComposeError(f"invalid compose options: {describe_errors(exc)}") from exc
     batches = calibration_batches(calibration_data, config.calibration_batches)
     graph = capture(model, batches[0])
+    if not graph.weighted():
+        raise ComposeError(f"{type(model).__name__} has no Linear or Conv2d layer: there is "
+                           f"nothing to compose into product tables")
     return compose_graph(graph, batches, config)
 
 
@@ -65,25 +70,53 @@ def compose_graph(graph: CapturedGraph, batches: list[torch.Tensor], config: Com
     return build(graph, plan, values, config)
 
 
-def calibration_batches(data: Iterable[Any], limit: int | None) -> list[torch.Tensor]:
-    """Input tensors of the calibration data (labels dropped), at most ``limit`` batches."""
-    out: list[torch.Tensor] = []
+def calibration_batches(data: Iterable[Any] | torch.Tensor,
+                        limit: int | None) -> list[torch.Tensor]:
+    """Input tensors of the calibration data (labels dropped), at most ``limit`` batches.
+
+    A tensor is one batch. Every batch is checked here, so that a bad one is named instead of
+    failing inside torch: a non-empty real (float, integer or bool) tensor on a real device,
+    with finite values and the first batch's shape after the batch dimension.
+    """
+    if isinstance(data, torch.Tensor):
+        data = [data]
     try:
         iterator = iter(data)
     except TypeError as exc:
-        raise ComposeError("calibration_data must be an iterable of batches") from exc
-    for item in iterator:
-        x = item[0] if isinstance(item, tuple | list) else item
-        if not isinstance(x, torch.Tensor):
-            raise ComposeError(f"calibration batches must be tensors, got {type(x).__name__}")
-        if x.is_floating_point() and not torch.isfinite(x).all():
-            raise ComposeError("calibration data contains NaN or infinite values")
-        out.append(x.float().cpu())
+        raise ComposeError(f"calibration_data must be a tensor or an iterable of batches, got "
+                           f"{type(data).__name__}") from exc
+    out: list[torch.Tensor] = []
+    for i, item in enumerate(iterator):
+        x = _calibration_input(i, item)
+        if out and x.shape[1:] != out[0].shape[1:]:
+            raise ComposeError(f"calibration: batch {i} has shape {tuple(x.shape)}, the first "
+                               f"had {tuple(out[0].shape)} (batches may differ only in size)")
+        out.append(x)
         if limit is not None and len(out) >= limit:
             break
     if not out:
         raise ComposeError("calibration_data is empty")
     return out
+
+
+def _calibration_input(i: int, item: Any) -> torch.Tensor:
+    """The checked input tensor (float32, CPU) of calibration batch ``i``."""
+    x = item[0] if isinstance(item, tuple | list) and item else item
+    if not isinstance(x, torch.Tensor):
+        raise ComposeError(f"calibration: batch {i} is a {type(x).__name__}; calibration "
+                           f"batches must be tensors or (input, label) pairs of tensors")
+    where = f"calibration: batch {i} (shape {tuple(x.shape)}, {x.dtype}"
+    if x.is_complex() or x.is_quantized:
+        raise ComposeError(f"{where}) is not real-valued: give float, integer or bool inputs")
+    if x.is_meta:
+        raise ComposeError(f"{where}) is on the meta device: it holds no values")
+    if x.dim() < 2:
+        raise ComposeError(f"{where}) has no batch dimension: a batch is (batch, ...features)")
+    if x.shape[0] == 0:
+        raise ComposeError(f"{where}) is an empty batch")
+    if x.is_floating_point() and not torch.isfinite(x).all():
+        raise ComposeError(f"{where}) contains NaN or infinite values")
+    return x.float().cpu()
 
 
 # 2. collect ---------------------------------------------------------------------------------

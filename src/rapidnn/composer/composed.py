@@ -165,9 +165,15 @@ class ComposedModel(nn.Module):
 
 
 def check_input(x: torch.Tensor, shape: tuple[int, ...]) -> None:
-    """A batch of the model's input shape with finite values (one clear error otherwise)."""
+    """A batch of the model's input shape with real (float, integer or bool) finite values on a
+    device with data (one clear error otherwise)."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"expected a tensor input, got {type(x).__name__}")
+    if x.is_complex() or x.is_quantized:
+        raise TypeError(f"input of dtype {x.dtype} is not real-valued: give a float, integer "
+                        f"or bool tensor")
+    if x.is_meta:
+        raise ValueError("input is on the meta device: it holds no values")
     if tuple(x.shape[1:]) != tuple(shape):
         raise ValueError(f"input shape {tuple(x.shape)} does not match the composed model's "
                          f"input (batch, {', '.join(map(str, shape))})")

@@ -7,11 +7,43 @@ keyed by its type (``"linear"`` or ``"conv2d"``), which wins over the global val
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 LAYER_TYPES = ("linear", "conv2d")
+
+
+def _not_bool(value: Any) -> Any:
+    """Refuse a bool where an integer is expected: ``True`` is an ``int`` and would pass as 1."""
+    if isinstance(value, bool):
+        raise ValueError("expected an integer, not a bool")
+    return value
+
+
+#: An integer option (optional: None allowed): pydantic's int, but a bool is an error, not 0 or 1.
+Int = Annotated[int, BeforeValidator(_not_bool)]
+OptionalInt = Annotated[int | None, BeforeValidator(_not_bool)]
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """One line per pydantic error, each naming its field (``overrides.fc1.weight_clusters``):
+    the CLI prints the first line of an error, which must say what is wrong where."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["loc"]:
+            parts.append(f"{'.'.join(map(str, err['loc']))}: {msg} (got {err['input']!r})")
+        else:  # a check of the whole configuration (its message names the fields)
+            parts.append(msg)
+    return "; ".join(parts)
 
 
 class LayerOptions(BaseModel):
@@ -19,11 +51,11 @@ class LayerOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    weight_clusters: int | None = Field(default=None, ge=1, le=256)
-    input_clusters: int | None = Field(default=None, ge=1, le=256)
-    weight_bits: int | None = Field(default=None, ge=2, le=24)
-    input_bits: int | None = Field(default=None, ge=2, le=24)
-    table_bits: int | None = Field(default=None, ge=2, le=48)
+    weight_clusters: OptionalInt = Field(default=None, ge=1, le=256)
+    input_clusters: OptionalInt = Field(default=None, ge=1, le=256)
+    weight_bits: OptionalInt = Field(default=None, ge=2, le=24)
+    input_bits: OptionalInt = Field(default=None, ge=2, le=24)
+    table_bits: OptionalInt = Field(default=None, ge=2, le=48)
     per_channel: bool | None = None
 
 
@@ -61,27 +93,20 @@ class ComposeConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    weight_clusters: int = Field(default=16, ge=1, le=256)
-    input_clusters: int = Field(default=16, ge=1, le=256)
-    weight_bits: int = Field(default=8, ge=2, le=24)
-    input_bits: int = Field(default=8, ge=2, le=24)
-    acc_bits: int = Field(default=32, ge=8, le=62)
-    table_bits: int | None = Field(default=None, ge=2, le=48)
+    weight_clusters: Int = Field(default=16, ge=1, le=256)
+    input_clusters: Int = Field(default=16, ge=1, le=256)
+    weight_bits: Int = Field(default=8, ge=2, le=24)
+    input_bits: Int = Field(default=8, ge=2, le=24)
+    acc_bits: Int = Field(default=32, ge=8, le=62)
+    table_bits: OptionalInt = Field(default=None, ge=2, le=48)
     per_channel: bool = False
     tree: bool = False
     bias_mode: Literal["addend", "threshold"] = "addend"
     raw_input: Literal["kmeans", "uniform"] = "kmeans"
-    calibration_batches: int | None = Field(default=None, ge=1)
-    calibration_values: int = Field(default=200_000, ge=16)
-    seed: int = 0
+    calibration_batches: OptionalInt = Field(default=None, ge=1)
+    calibration_values: Int = Field(default=200_000, ge=16)
+    seed: Int = Field(default=0, ge=-(2**63), lt=2**64)  # torch.Generator's range
     overrides: dict[str, LayerOptions] = Field(default_factory=dict)
-
-    @field_validator("overrides", mode="before")
-    @classmethod
-    def _coerce_overrides(cls, v):
-        if isinstance(v, dict):
-            return {k: (LayerOptions(**o) if isinstance(o, dict) else o) for k, o in v.items()}
-        return v
 
     @model_validator(mode="after")
     def _check_tree(self) -> ComposeConfig:

@@ -13,7 +13,9 @@ The float key is :meth:`Workload.key` (``name-<hash>`` from
 :func:`rapidnn.workloads.training.recipe_key`; a weights-only entry of an older cache gets its JSON
 written on first use). Every file is written to a temporary
 file in the same folder and renamed into place, so an interrupted write leaves no partial entry.
-A corrupt or incompatible entry is ignored and replaced by retraining / recomposing.
+A corrupt or incompatible entry is ignored and replaced by retraining / recomposing; an entry
+whose info JSON is readable but has a missing or mistyped field (edited by hand, or by another
+program) is a :class:`StoreEntryError` naming the file and the field, never overwritten.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from safetensors import SafetensorError, safe_open
@@ -40,7 +43,7 @@ from rapidnn._version import __version__
 from rapidnn.budget import RecipeSet
 from rapidnn.composer.composed import ComposedModel
 from rapidnn.composer.composed import load as load_composed_file
-from rapidnn.composer.config import ComposeConfig
+from rapidnn.composer.config import ComposeConfig, describe_errors
 from rapidnn.composer.modelfile import ModelFileError
 from rapidnn.composer.retrain import accuracy
 from rapidnn.workloads import Workload, WorkloadError, get_workload
@@ -56,6 +59,7 @@ from rapidnn.workloads.training import models_root
 
 __all__ = [
     "ENV_STORE",
+    "StoreEntryError",
     "checkpoint_path",
     "composed_key",
     "composed_options",
@@ -96,6 +100,62 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return obj if isinstance(obj, dict) else None
+
+
+class StoreEntryError(WorkloadError):
+    """A store entry's info JSON has a missing or mistyped field (the message names both)."""
+
+
+def _is(*types: type) -> Callable[[Any], bool]:
+    """A check for values of ``types`` (a bool is no number unless ``bool`` is listed)."""
+    return lambda v: isinstance(v, types) and (bool in types or not isinstance(v, bool))
+
+
+def _fraction(v: Any) -> bool:
+    return _is(int, float)(v) and 0 <= v <= 1
+
+
+def _seconds(v: Any) -> bool:
+    return v is None or (_is(int, float)(v) and v >= 0)
+
+
+#: What the store and the CLI read from an info JSON: field -> (required, check, what it is).
+_FieldSpec = dict[str, tuple[bool, Callable[[Any], bool], str]]
+FLOAT_INFO_FIELDS: _FieldSpec = {
+    "key": (True, _is(str), "a string"),
+    "workload": (True, _is(str), "a string"),
+    "test_accuracy": (True, _fraction, "a number in [0, 1]"),
+    "val_accuracy": (True, _fraction, "a number in [0, 1]"),
+    "quick": (False, _is(bool), "true or false"),
+    "train_seconds": (False, _seconds, "a non-negative number or null"),
+    "parameters": (False, _is(int), "an integer"),
+    "recipe": (False, _is(dict), "an object"),
+    "sizes": (False, _is(dict), "an object"),
+    "loss_history": (False, _is(list), "a list"),
+}
+COMPOSED_INFO_FIELDS: _FieldSpec = {
+    "key": (False, _is(str), "a string"),
+    "workload": (False, _is(str), "a string"),
+    "tag": (False, _is(str), "a string"),
+    "quick": (False, _is(bool), "true or false"),
+    "options": (False, _is(dict), "an object"),
+    "compose_seconds": (False, _seconds, "a non-negative number"),
+    "bits_per_neuron": (False, _is(int, float), "a number"),
+}
+
+
+def check_info(info: dict[str, Any], fields: _FieldSpec, source: str) -> dict[str, Any]:
+    """``info`` itself if every field in ``fields`` is as described, else a
+    :class:`StoreEntryError` naming ``source`` (the file) and the first bad field."""
+    for name, (required, ok, what) in fields.items():
+        if name not in info:
+            if required:
+                raise StoreEntryError(f"store entry {source}: field {name!r} is missing "
+                                      f"(it must be {what})")
+        elif not ok(info[name]):
+            raise StoreEntryError(f"store entry {source}: field {name!r} must be {what}, got "
+                                  f"{info[name]!r}")
+    return info
 
 
 def _console(console: Console | None) -> Console:
@@ -176,15 +236,15 @@ def load_trained(workload: str | Workload, recipes: RecipeSet = "full",
         model.load_state_dict(state)
     except (SafetensorError, OSError, RuntimeError, ValueError):
         return None  # corrupt or incompatible: retrained and overwritten by get_trained
-    info = _read_json(meta)
+    info, source = _read_json(meta), str(meta)
     if info is None and INFO_KEY in header:
         try:
-            info = json.loads(header[INFO_KEY])
+            info, source = json.loads(header[INFO_KEY]), f"{weights} (header {INFO_KEY!r})"
         except ValueError:
             info = None
-    if info is not None and info.get("key") != wl.key(recipes):
-        info = None
-    return model.eval(), info
+    if not isinstance(info, dict) or info.get("key") != wl.key(recipes):
+        return model.eval(), None  # another entry's info (or none): completed by get_trained
+    return model.eval(), check_info(info, FLOAT_INFO_FIELDS, source)
 
 
 def _base_info(wl: Workload, recipes: RecipeSet, splits: Splits) -> dict[str, Any]:
@@ -350,8 +410,8 @@ def composed_options(options: dict[str, Any] | None = None, **more: Any) -> dict
     fields = ComposeConfig.model_fields
     try:
         config = ComposeConfig(**{k: v for k, v in opts.items() if k in fields})
-    except ValueError as exc:
-        raise WorkloadError(f"invalid compose options: {exc}") from exc
+    except ValidationError as exc:
+        raise WorkloadError(f"invalid compose options: {describe_errors(exc)}") from exc
     from rapidnn.composer.compose import ALGORITHM_VERSION
 
     out: dict[str, Any] = {"algorithm": ALGORITHM_VERSION,
@@ -429,7 +489,9 @@ def get_composed(workload: str | Workload, weight_clusters: int = 16, input_clus
     if cached is not None:
         if out is not None:
             out.print(f"composed model {wl.name}: loaded from the store ({path})")
-        return cached, {**(_read_json(path.with_suffix(".json")) or {}), "path": str(path)}
+        meta_path = path.with_suffix(".json")
+        info = check_info(_read_json(meta_path) or {}, COMPOSED_INFO_FIELDS, str(meta_path))
+        return cached, {**info, "path": str(path)}
     model, _ = get_trained(wl, recipes, progress, root=root, console=console)
     n_batches = canon["compose"]["calibration_batches"]
     kwargs = {k: v for k, v in opts.items() if k not in ("weight_clusters", "input_clusters")}

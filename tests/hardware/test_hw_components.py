@@ -21,7 +21,9 @@ def test_units_convert():
 
 
 @pytest.mark.parametrize("bad", [{"value": "1"}, {"value": True}, {"unit": "parsec"},
-                                 {"tag": "recalled"}, {"source": ""}, {"extra": 1}])
+                                 {"tag": "recalled"}, {"source": ""}, {"extra": 1},
+                                 {"value": 0.0}, {"value": -1.0}, {"value": float("nan")},
+                                 {"value": 1.5, "unit": "bit"}, {"value": -1, "unit": "W"}])
 def test_param_rejects(bad):
     data = {"value": 1.0, "unit": "pJ", "source": "s", "tag": "derived", **bad}
     with pytest.raises(ValidationError):
@@ -38,6 +40,11 @@ def test_scaled_and_replaced_are_assumed():
     assert p(3, "1").scaled(0.5).value == 2  # integers stay integers >= 1
     r = p(1.5).replaced(2.0)
     assert r.value == 2.0 and r.tag == "assumed" and "was 1.5" in r.source
+    with pytest.raises(ValueError, match=r"must be > 0 \(an energy\), got -2.0"):
+        p(1.5).replaced(-2.0)
+    with pytest.raises(ValueError, match=r"must be a finite number \(a time\)"):
+        p(1.0, "ns").scaled(float("inf"))
+    assert p(0, "W").replaced(0).value == 0  # a power may be 0
 
 
 def test_component_actions_and_dimensions():

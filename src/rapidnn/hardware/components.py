@@ -61,7 +61,6 @@ UNITS: dict[str, tuple[str, float]] = {
 }
 
 
-
 @dataclass(frozen=True)
 class Kind:
     """A kind of quantity and the values it may take: finite, of ``dimension``, >= ``low`` (>

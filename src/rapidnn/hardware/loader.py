@@ -1,8 +1,9 @@
 """Reading hardware descriptions: the packaged presets and user YAML files.
 
-A file is parsed, validated (``HardwareSpec``: types, units, tags, hierarchy) and checked against
-the architecture its ``model`` names (``architectures``: the typed view of that architecture is
-built once, so a number its formulas need and the file lacks fails here, with the file and the
+A file is parsed, validated (``HardwareSpec``: types, units, tags, hierarchy, every number by its
+kind, ``components.Kind``) and checked against the architecture its ``model`` names
+(``architectures``: the typed view of that architecture is built once, so a number its formulas
+need and the file lacks, or one not of the kind they declare, fails here, with the file and the
 key named); errors are ``HardwareConfigError``s.
 """
 

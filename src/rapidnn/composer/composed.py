@@ -17,7 +17,13 @@ from torch import nn
 
 from rapidnn.composer.capture import CapturedGraph
 from rapidnn.composer.config import ComposeConfig
-from rapidnn.composer.modelfile import ModelParts, read_model_file, write_model_file
+from rapidnn.composer.filecheck import check_parts
+from rapidnn.composer.modelfile import (
+    ModelFileError,
+    ModelParts,
+    read_model_file,
+    write_model_file,
+)
 from rapidnn.composer.ops import Codebook, Encode, Output, WeightedLayer
 
 
@@ -184,7 +190,13 @@ def check_input(x: torch.Tensor, shape: tuple[int, ...]) -> None:
 
 
 def load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> ComposedModel:
-    """Read a ``.rapidnn`` file written by :meth:`ComposedModel.save` (never unpickles; a bad file
-    raises :class:`~rapidnn.composer.modelfile.ModelFileError` naming it)."""
+    """Read a ``.rapidnn`` file written by :meth:`ComposedModel.save`. Never unpickles; the file
+    is validated completely (checksums, schema, and every op rebuilt from the stored centroids:
+    :mod:`~rapidnn.composer.filecheck`), and a bad file raises
+    :class:`~rapidnn.composer.modelfile.ModelFileError` naming it and the field."""
     p = read_model_file(path)
+    try:
+        check_parts(p)
+    except ValueError as exc:
+        raise ModelFileError(f"{path}: {exc}") from exc
     return ComposedModel(p.ops, p.codebooks, p.source, p.config, p.metadata).to(map_location)

@@ -134,3 +134,13 @@ def test_a_warm_start_base_is_imported_as_current(tiny, exported: Path, tmp_path
                         lambda wl, *a, **k: trained.append(wl.key()) or real(wl, *a, **k))
     _, info = store.get_trained(stage, progress=False, root=tmp_path / "b")
     assert trained == [stage.key()] and info["warm_start"]["key"] == tiny.key()
+
+
+def test_a_mistyped_entry_is_listed_as_unreadable_not_a_crash(tiny, tmp_path: Path) -> None:
+    store.get_trained(tiny, progress=False, root=tmp_path / "a")
+    sidecar = next((tmp_path / "a").rglob(f"{tiny.key()}.json"))
+    info = json.loads(sidecar.read_text())
+    sidecar.write_text(json.dumps({**info, "test_accuracy": "high"}))
+    (row,) = list_trained(tmp_path / "a")
+    assert "field 'test_accuracy' must be a number in [0, 1], got 'high'" in row["problem"]
+    assert row["test_accuracy"] is None and row["key"] == tiny.key()

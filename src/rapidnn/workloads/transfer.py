@@ -26,8 +26,11 @@ from rapidnn._files import atomic_write
 from rapidnn.budget import RECIPE_SETS, RecipeSet
 from rapidnn.workloads import Workload, WorkloadError, get_workload
 from rapidnn.workloads.store import (
+    FLOAT_INFO_FIELDS,
     INFO_KEY,
+    StoreEntryError,
     _read_json,
+    check_info,
     entry_paths,
     load_trained,
     save_trained,
@@ -82,12 +85,21 @@ def _float_models(folder: Path) -> Iterator[Path]:
 def list_trained(root: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
     """The float-model entries of the store: one dict per ``.safetensors`` file with its key,
     workload, whether it is the current recipe's (``current``; else stale), test and
-    validation accuracy and training time (None where the sidecar JSON lacks them)."""
+    validation accuracy and training time (None where the sidecar JSON lacks them), and
+    ``problem``: why the entry is unreadable (a mistyped or missing field; None if sound), so
+    one bad entry never hides the others."""
     folder = store_root(root)
     current = _current_keys()
     rows = []
     for weights in _float_models(folder):
-        info = _read_json(weights.with_suffix(".json")) or {}
+        sidecar = weights.with_suffix(".json")
+        info = _read_json(sidecar) or {}
+        problem = None
+        try:
+            if info:
+                check_info(info, FLOAT_INFO_FIELDS, str(sidecar))
+        except StoreEntryError as exc:
+            problem, info = str(exc), {}
         key = weights.stem
         wl, recipes = current.get(key, (None, None))
         rows.append({"key": key, "workload": wl.name if wl else info.get("workload"),
@@ -95,7 +107,8 @@ def list_trained(root: str | os.PathLike[str] | None = None) -> list[dict[str, A
                      "current": wl is not None,
                      "test_accuracy": info.get("test_accuracy"),
                      "val_accuracy": info.get("val_accuracy"),
-                     "train_seconds": info.get("train_seconds"), "path": str(weights)})
+                     "train_seconds": info.get("train_seconds"), "path": str(weights),
+                     "problem": problem})
     return rows
 
 

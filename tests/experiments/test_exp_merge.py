@@ -75,7 +75,7 @@ def test_a_later_run_replaces_a_workload(run, tmp_path: Path) -> None:
 
     write_results(merged, tmp_path / "o")
     md = (tmp_path / "o" / "report.md").read_text()
-    assert "Merged from 2 runs" in md and "`second/results.json`" in md
+    assert "Merged from 2 runs" in md and "second/results.json:" in md
     assert "only these rows are kept" in md
     assert load_results(tmp_path / "o") == json.loads(json.dumps(merged))
 

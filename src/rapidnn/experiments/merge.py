@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rapidnn._files import locked
+from rapidnn.experiments.schema import ResultsFile, check_shape
 from rapidnn.experiments.summary import FORMAT, audit_geomeans, geomeans, policy_geomeans
 
 _SAME = ("quick", "budget", "tolerance")
@@ -26,7 +28,8 @@ _SAME_SWEEP = ("values", "mode", "retrain_limit")
 
 def load_results(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a ``results.json`` written by ``rapidnn reproduce`` (a folder holding one is
-    accepted); a missing, unreadable or foreign file is a :class:`ValueError` naming it."""
+    accepted); a missing, unreadable, foreign or incomplete file (a key missing or of the
+    wrong type, :mod:`rapidnn.experiments.schema`) is a :class:`ValueError` naming it."""
     p = Path(path)
     if p.is_dir():
         p = p / "results.json"
@@ -40,6 +43,7 @@ def load_results(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ValueError(f"{p}: not a rapidnn reproduce results file (format "
                          f"{doc.get('format') if isinstance(doc, dict) else None!r}, "
                          f"expected {FORMAT!r})")
+    check_shape(ResultsFile, doc, p)
     return doc
 
 
@@ -122,11 +126,11 @@ def merge_results(docs: Sequence[dict[str, Any]],
 
 
 def write_results(results: dict[str, Any], out: str | os.PathLike[str]) -> Path:
-    """Write ``results.json``, ``report.md``, ``report.html`` and the plots into ``out``."""
+    """Write ``results.json``, ``report.md``, ``report.html`` and the plots into ``out``,
+    holding its lock (another run writing there is an error)."""
     from rapidnn.experiments.common import write_json
     from rapidnn.report.build import write_report
 
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_report(results, folder)
-    return write_json(folder / "results.json", results)
+    with locked(out) as folder:
+        write_report(results, folder)
+        return write_json(folder / "results.json", results)

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from rich.console import Console
 
+from rapidnn._files import locked
 from rapidnn.budget import Budget, get_budget
 from rapidnn.experiments.common import (
     loader,
@@ -194,15 +195,22 @@ def run_reproduce(budget: Budget | str = "full", out: str | os.PathLike[str] = "
                   root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Run the evaluation and write ``results.json``, ``report.md``, ``report.html`` and the
     plots (``plots/*.png``) into ``out``; returns the content of ``results.json``. The sweep
-    of each workload is kept in ``out/sweeps/<workload>/sweep.json`` (a rerun resumes it)."""
+    of each workload is kept in ``out/sweeps/<workload>/sweep.json`` (a rerun resumes it).
+    ``out`` is locked for the whole run: a second run into it fails at once."""
+    with locked(out) as folder:
+        return _reproduce(budget, folder, workloads, shape_networks, progress, console, root)
+
+
+def _reproduce(budget: Budget | str, folder: Path, workloads: Sequence[str] | None,
+               shape_networks: Sequence[str] | None, progress: bool, console: Console | None,
+               root: str | os.PathLike[str] | None) -> dict[str, Any]:
+    """:func:`run_reproduce` in the locked folder ``folder``."""
     from rich.progress import Progress
 
     from rapidnn import workloads as registry
     from rapidnn.experiments.sweep import RETRAIN_LIMIT, run_sweep
 
     t0 = time.perf_counter()
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
     console = console or Console(stderr=True)
     budget = get_budget(budget)
     names = list(workloads) if workloads is not None else list(registry.WORKLOADS)

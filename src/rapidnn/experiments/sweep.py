@@ -12,8 +12,12 @@ rounds recover fractions of a point, not several).
 interrupted sweep resumes where it stopped: a rerun with the same options skips the finished
 points; a rerun with other retraining options keeps the points measured without retraining;
 a rerun with other measurement options raises :class:`SweepOptionsError` (or starts afresh
-with ``restart=True``). At the end it writes a rich table (``sweep.txt``) and a Pareto plot
-(``pareto.png``: energy per inference against accuracy, front highlighted).
+with ``restart=True``), and so does a ``sweep.json`` that is not one (invalid JSON, another
+format, a key missing or of the wrong type: :class:`SweepFileError`, naming the field; it is
+never silently overwritten). The output folder is locked for the run
+(:func:`rapidnn._files.locked`): a second sweep into it fails at once. At the end it writes a
+rich table (``sweep.txt``) and a Pareto plot (``pareto.png``: energy per inference against
+accuracy, front highlighted).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from rapidnn._files import atomic_write_text
+from rapidnn._files import atomic_write_text, locked
 from rapidnn.budget import Budget, get_budget
 from rapidnn.composer.retrain import VERSION as RETRAIN_VERSION
 from rapidnn.experiments.common import (
@@ -37,6 +41,7 @@ from rapidnn.experiments.common import (
     retrained,
     write_json,
 )
+from rapidnn.experiments.schema import SweepFile, check_shape
 from rapidnn.selection import (
     TOLERANCE,
     most_accurate,
@@ -57,6 +62,10 @@ RETRAIN_LIMIT = 0.015
 
 class SweepOptionsError(ValueError):
     """``sweep.json`` already exists in the output folder with other options."""
+
+
+class SweepFileError(ValueError):
+    """``sweep.json`` in the output folder is not a sweep this version can resume."""
 
 
 def sweep_options(wl: Workload, weight_clusters: list[int], input_clusters: list[int],
@@ -137,16 +146,11 @@ def _load_existing(path: Path, options: dict[str, Any], restart: bool,
     """The finished points of an earlier run in ``path``. With other retraining options only,
     the points measured without retraining are kept (and their search status cleared) and the
     retrained ones are dropped, to be measured again; other differences raise."""
-    if not path.is_file() or restart:
+    if restart or not path.exists():
         return []
-    try:
-        old = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []  # unreadable (should not happen: writes are atomic): start afresh
-    if not isinstance(old, dict) or old.get("format") != FORMAT:
-        return []
-    old_options = old.get("options", {})
-    points = list(old.get("points", []))
+    old = _read_sweep(path)
+    old_options = old["options"]
+    points = list(old["points"])
     if old_options == options:
         return points
     if _measurement(old_options) == _measurement(options):
@@ -162,6 +166,24 @@ def _load_existing(path: Path, options: dict[str, Any], restart: bool,
                   if options.get(k) != old_options.get(k))
     raise SweepOptionsError(f"{path} was written with other options ({', '.join(diff)}); "
                             "use another --out folder or pass --restart")
+
+
+def _read_sweep(path: Path) -> dict[str, Any]:
+    """The content of an earlier ``sweep.json``, checked (:class:`SweepFileError`)."""
+    hint = "; fix it, or pass --restart to discard it"
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SweepFileError(f"{path}: not a readable JSON sweep file ({exc}){hint}") from None
+    found = old.get("format") if isinstance(old, dict) else type(old).__name__
+    if found != FORMAT:
+        raise SweepFileError(f"{path}: not a rapidnn sweep file (format {found!r}, expected "
+                             f"{FORMAT!r}){hint}")
+    try:
+        check_shape(SweepFile, old, path)
+    except ValueError as exc:
+        raise SweepFileError(f"{exc}{hint}") from None
+    return old
 
 
 def _describe(p: dict[str, Any]) -> str:
@@ -218,11 +240,6 @@ def run_sweep(workload: str | Workload, weight_clusters: list[int], input_cluste
     """Run (or resume) the sweep over the grid ``weight_clusters`` x ``input_clusters`` and
     return the content of ``sweep.json``. ``mode`` is one of :data:`MODES` (module
     docstring)."""
-    from rich.progress import Progress
-
-    from rapidnn.composer.quality import predictions
-    from rapidnn.workloads.store import get_trained
-
     if mode not in MODES:
         raise ValueError(f"unknown sweep mode {mode!r} ({', '.join(MODES)})")
     if not 0 <= retrain_limit <= 1:
@@ -231,12 +248,25 @@ def run_sweep(workload: str | Workload, weight_clusters: list[int], input_cluste
     budget = get_budget(budget)
     if mode != "none" and max_rounds is None:
         max_rounds = budget.max_rounds
-    folder = Path(out)
+    with locked(out) as folder:
+        options = sweep_options(wl, weight_clusters, input_clusters, mode, max_rounds, budget,
+                                retrain_limit)
+        return _sweep(wl, list(product(weight_clusters, input_clusters)), options, folder,
+                      restart=restart, budget=budget, progress=progress,
+                      console=console or Console(stderr=True), root=root, plot=plot)
+
+
+def _sweep(wl: Workload, grid: list[tuple[int, int]], options: dict[str, Any], folder: Path,
+           *, restart: bool, budget: Budget, progress: bool, console: Console,
+           root: str | os.PathLike[str] | None, plot: bool) -> dict[str, Any]:
+    """:func:`run_sweep` over ``grid`` in the locked folder ``folder``."""
+    from rich.progress import Progress
+
+    from rapidnn.composer.quality import predictions
+    from rapidnn.workloads.store import get_trained
+
+    mode, max_rounds = options["mode"], options["max_rounds"]
     path = folder / "sweep.json"
-    options = sweep_options(wl, weight_clusters, input_clusters, mode, max_rounds, budget,
-                            retrain_limit)
-    grid = list(product(weight_clusters, input_clusters))
-    console = console or Console(stderr=True)
     points = _load_existing(path, options, restart, console)
     done = {(p["weight_clusters"], p["input_clusters"]) for p in points}
     t0 = time.perf_counter()
@@ -265,7 +295,7 @@ def run_sweep(workload: str | Workload, weight_clusters: list[int], input_cluste
                 console.print(f"sweep {wl.name}: {_describe(points[-1])}")
             bar.advance(task)
     if mode == "search":
-        _search(wl, points, splits, budget, reference, max_rounds, retrain_limit,
+        _search(wl, points, splits, budget, reference, max_rounds, options["retrain_limit"],
                 save=lambda: write_json(path, doc), progress=progress, console=console,
                 root=root)
     order = {(w, u): i for i, (w, u) in enumerate(grid)}
@@ -273,19 +303,24 @@ def run_sweep(workload: str | Workload, weight_clusters: list[int], input_cluste
     front = set(pareto_front(points))
     for i, p in enumerate(points):
         p["pareto"] = i in front
-    best = smallest_within_tolerance(points)
-    doc.update({"complete": True, "smallest_within_tolerance": best,
+    doc.update({"complete": True, "smallest_within_tolerance": smallest_within_tolerance(points),
                 "most_accurate": most_accurate(points),
                 "seconds_this_run": round(time.perf_counter() - t0, 2)})
     if plot:
-        from rapidnn.report.plots import pareto_plot
-        from rapidnn.report.tables import render_text, sweep_table
-
-        label = f"{wl.name}{' (quick)' if budget.quick else ''}"
-        pareto_plot(points, folder / "pareto.png",
-                    title=f"{label}: energy per inference vs accuracy")
-        doc["plot"] = str(folder / "pareto.png")
-        table = sweep_table(points, title=f"sweep {label}")
-        atomic_write_text(folder / "sweep.txt", render_text(table))
+        _write_plot_and_table(doc, wl, budget, folder)
     write_json(path, doc)
     return doc
+
+
+def _write_plot_and_table(doc: dict[str, Any], wl: Workload, budget: Budget,
+                          folder: Path) -> None:
+    """``pareto.png`` and ``sweep.txt`` of a finished sweep (``doc['plot']`` names the plot)."""
+    from rapidnn.report.plots import pareto_plot
+    from rapidnn.report.tables import render_text, sweep_table
+
+    label = f"{wl.name}{' (quick)' if budget.quick else ''}"
+    pareto_plot(doc["points"], folder / "pareto.png",
+                title=f"{label}: energy per inference vs accuracy")
+    doc["plot"] = str(folder / "pareto.png")
+    atomic_write_text(folder / "sweep.txt",
+                      render_text(sweep_table(doc["points"], title=f"sweep {label}")))

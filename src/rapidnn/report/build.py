@@ -1,17 +1,22 @@
-"""``report.md`` and ``report.html`` (plots embedded) from the content of ``results.json``."""
+"""``report.md`` and ``report.html`` (plots embedded) from the content of ``results.json``.
+
+The report is built whole before anything is replaced (:func:`write_report`); plot file names
+come from :func:`rapidnn._files.safe_name`, never from the data as it is, and every string from
+the data goes into the Markdown escaped (:func:`rapidnn.report.tables.esc`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from rapidnn._files import atomic_write_text
+from rapidnn._files import atomic_folder, atomic_write_text, safe_name
 from rapidnn.report import plots
 from rapidnn.report.html import Document
 from rapidnn.report.tables import (
     approx_table,
     audit_table,
     changes_table,
+    esc,
     memory_table,
     occupancy_table,
     paper_table,
@@ -34,7 +39,7 @@ def _fmt_budget(b: dict[str, Any]) -> str:
 
 
 def _machine(m: dict[str, Any]) -> str:
-    return (f"{m['platform']}, {m['cpu_count']} CPU(s), torch {m['torch']} "
+    return (f"{esc(m['platform'])}, {m['cpu_count']} CPU(s), torch {esc(m['torch'])} "
             f"({m['torch_threads']} thread(s))")
 
 
@@ -46,10 +51,11 @@ def _provenance(results: dict[str, Any]) -> str:
                 f"Wall time: {results['seconds']:.0f} s.")
     runs = []
     for p in parts:
-        rows = ", ".join(p["workloads"] + [f"{s} (shape only)" for s in p["shape_networks"]])
+        rows = ", ".join([esc(n) for n in p["workloads"]]
+                         + [f"{esc(s)} (shape only)" for s in p["shape_networks"]])
         where = "" if results["machine"] is not None else f" on {_machine(p['machine'])}"
         whole = "" if p["complete"] else " (the whole run; only these rows are kept)"
-        runs.append(f"`{p['source']}`{where}: {rows}; wall time {p['seconds']:.0f} s{whole}")
+        runs.append(f"{esc(p['source'])}{where}: {rows}; wall time {p['seconds']:.0f} s{whole}")
     machine = ("" if results["machine"] is None else
                f" Machine: {_machine(results['machine'])}.")
     return (f"Merged from {len(parts)} runs (`rapidnn report`; a later run's workload replaces "
@@ -57,11 +63,20 @@ def _provenance(results: dict[str, Any]) -> str:
             f"produce these rows: {results['seconds']:.0f} s.")
 
 
-def build_document(results: dict[str, Any], folder: Path) -> Document:
+#: the report's plot folder, next to ``report.md``
+PLOTS = "plots"
+
+
+def _image(doc: Document, path: Path, caption: str) -> None:
+    """Add the plot written at ``path`` (in the plot folder), linked from the Markdown."""
+    doc.image(path, caption, f"{PLOTS}/{path.name}")
+
+
+def build_document(results: dict[str, Any], plot_dir: Path) -> Document:
+    """The report of ``results``, its plots written into ``plot_dir``."""
     quick = results["quick"]
     entries = results["workloads"]
     shapes = results["shape_networks"]
-    plot_dir = folder / "plots"
     doc = Document("RAPIDNN reproduction" + (" (QUICK MODE)" if quick else ""))
     if quick:
         doc.para("**QUICK MODE** (`rapidnn reproduce --quick`): reduced training recipes, "
@@ -81,7 +96,7 @@ def build_document(results: dict[str, Any], folder: Path) -> Document:
     doc.table(paper_table(entries, shapes, results["geomean"],
                           results["geomean_with_shapes"] if shapes else None))
     if shapes:
-        doc.para("ImageNet-shape networks (" + ", ".join(s["name"] for s in shapes) + "): "
+        doc.para("ImageNet-shape networks (" + ", ".join(esc(s["name"]) for s in shapes) + "): "
                  "ImageNet is not available offline, so their accuracy is not measured; their "
                  "rows are hardware-only estimates from the layer shapes (random weights, "
                  "synthetic RAPIDNN trace).")
@@ -99,24 +114,24 @@ def build_document(results: dict[str, Any], folder: Path) -> Document:
              "within tolerance.")
     doc.table(smallest_table(entries))
     if points:
-        doc.image(plots.accuracy_grid(points, plot_dir / "accuracy_vs_wu.png",
+        _image(doc, plots.accuracy_grid(points, plot_dir / "accuracy_vs_wu.png",
                                       title="test accuracy (%) and quality loss vs (w, u)",
                                       tolerance=results["tolerance"]),
                   "Quality loss over the (w, u) grid per network (cell text: accuracy %).")
-        doc.image(plots.multi_pareto_plot(points, plot_dir / "pareto.png",
+        _image(doc, plots.multi_pareto_plot(points, plot_dir / "pareto.png",
                                           title="energy per inference vs accuracy"),
                   "RAPIDNN energy per inference vs accuracy of every (w, u) point, Pareto "
                   "front in red.")
     doc.heading("Approximate associative search")
-    doc.image(plots.accuracy_vs_bits(entries, plot_dir / "accuracy_vs_bits.png",
+    _image(doc, plots.accuracy_vs_bits(entries, plot_dir / "accuracy_vs_bits.png",
                                      title="simulated accuracy vs searched AM bits"),
               "Simulated accuracy vs the number of AM bits searched (dashed: exact search).")
     doc.table(approx_table(entries))
     doc.heading("Per-layer energy per architecture")
     for e in entries:
-        doc.image(plots.layer_energy(e, plot_dir / f"layers_{e['name']}.png",
-                                     title=f"{e['name']}: energy per layer"),
-                  f"{e['name']}: energy per inference of each layer on RAPIDNN, ISAAC, "
+        _image(doc, plots.layer_energy(e, plot_dir / f"layers_{safe_name(e['name'])}.png",
+                                       title=f"{e['name']}: energy per layer"),
+               f"{esc(e['name'])}: energy per inference of each layer on RAPIDNN, ISAAC, "
                   "PipeLayer, GPU.")
     doc.heading("Per workload")
     for e in entries:
@@ -125,8 +140,8 @@ def build_document(results: dict[str, Any], folder: Path) -> Document:
                  f"after {r['rounds']} retraining round(s) (round {r['chosen_round']} kept) "
                  f"{100 * e['composed_accuracy']:.2f}% (converged on validation: "
                  f"{r['converged']})")
-        doc.para(f"**{e['name']}** ({e['title']}): (w, u) = ({e['weight_clusters']}, "
-                 f"{e['input_clusters']}), {e['selection']}; {e['test_images']} test images; "
+        doc.para(f"**{esc(e['name'])}** ({esc(e['title'])}): (w, u) = ({e['weight_clusters']}, "
+                 f"{e['input_clusters']}), {esc(e['selection'])}; {e['test_images']} test images; "
                  "composed "
                  f"before retraining {100 * e['composed_accuracy_before_retraining']:.2f}%, "
                  f"{after}; quality loss {100 * e['quality_loss']:.2f} ± "
@@ -169,17 +184,24 @@ def _hardware_sections(doc: Document, results: dict[str, Any], plot_dir: Path) -
         doc.table(audit_table(results["audit_geomean"], "audit scenarios: geometric mean "
                                                          "over the workloads"))
     first = audited[0]
-    doc.table(audit_table(first["audit"]["scenarios"], f"audit scenarios: {first['name']}"))
+    doc.table(audit_table(first["audit"]["scenarios"],
+                          f"audit scenarios: {esc(first['name'])}"))
     for e in audited:
         doc.table(changes_table(e["audit"]))
-    doc.image(plots.tornado_plot(first["audit"], plot_dir / f"tornado_{first['name']}.png"),
-              f"{first['name']}: range of each ratio when one number is scaled over "
+    _image(doc, plots.tornado_plot(first["audit"],
+                                   plot_dir / f"tornado_{safe_name(first['name'])}.png"),
+           f"{esc(first['name'])}: range of each ratio when one number is scaled over "
               "10^-3..10^3 or one choice is switched (black: default, red: the paper).")
 
 
 def write_report(results: dict[str, Any], folder: Path) -> tuple[Path, Path]:
+    """Write ``report.md``, ``report.html`` and ``plots/`` into ``folder``: the plots are drawn
+    in a temporary folder and both pages rendered before anything is replaced, so a failure
+    leaves the old report as it was and nothing new behind; then the plot folder is swapped in
+    and each page renamed into place."""
     folder = Path(folder)
-    doc = build_document(results, folder)
-    md = atomic_write_text(folder / "report.md", doc.to_markdown(folder))
-    page = atomic_write_text(folder / "report.html", doc.to_html())
-    return md, page
+    with atomic_folder(folder / PLOTS) as plot_dir:
+        doc = build_document(results, plot_dir)
+        md, page = doc.to_markdown(), doc.to_html()
+    return (atomic_write_text(folder / "report.md", md),
+            atomic_write_text(folder / "report.html", page))

@@ -9,13 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rapidnn.report.tables import Table, to_markdown
+from rapidnn.report.tables import ESCAPED, Table, plain, to_markdown
 
 
 @dataclass
 class Document:
     """Blocks in order: ``("h", level, text)``, ``("p", text)``, ``("table", Table)``,
-    ``("img", path, caption)``. Image paths in Markdown are relative to the report folder."""
+    ``("img", path, caption, link)``: text and captions are Markdown (data escaped with
+    :func:`rapidnn.report.tables.esc`); ``link`` is the image's address in the Markdown
+    (relative to the report), ``path`` the file embedded in the HTML."""
 
     title: str
     blocks: list[tuple[Any, ...]] = field(default_factory=list)
@@ -29,10 +31,10 @@ class Document:
     def table(self, table: Table) -> None:
         self.blocks.append(("table", table))
 
-    def image(self, path: Path, caption: str) -> None:
-        self.blocks.append(("img", Path(path), caption))
+    def image(self, path: Path, caption: str, link: str) -> None:
+        self.blocks.append(("img", Path(path), caption, link))
 
-    def to_markdown(self, folder: Path) -> str:
+    def to_markdown(self) -> str:
         out = [f"# {self.title}", ""]
         for b in self.blocks:
             if b[0] == "h":
@@ -44,8 +46,7 @@ class Document:
                     out += [f"*{b[1].title}*", ""]
                 out += [to_markdown(b[1]), ""]
             else:
-                rel = _relative(b[1], folder)
-                out += [f"![{b[2]}]({rel})", "", f"*{b[2]}*", ""]
+                out += [f"![{b[2]}]({b[3]})", "", f"*{b[2]}*", ""]
         return "\n".join(out)
 
     def to_html(self) -> str:
@@ -59,7 +60,7 @@ class Document:
                 body.append(table_html(b[1]))
             else:
                 data = base64.b64encode(Path(b[1]).read_bytes()).decode("ascii")
-                body.append(f'<figure><img alt="{html.escape(b[2])}" '
+                body.append(f'<figure><img alt="{html.escape(plain(b[2]))}" '
                             f'src="data:image/png;base64,{data}"/>'
                             f"<figcaption>{_inline(b[2])}</figcaption></figure>")
         return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"/>"
@@ -75,18 +76,17 @@ _CSS = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 
         ".quick{background:#fff3cd;border:1px solid #e0c060;padding:0.5em}")
 
 
-def _relative(path: Path, folder: Path) -> str:
-    try:
-        return Path(path).resolve().relative_to(Path(folder).resolve()).as_posix()
-    except ValueError:
-        return Path(path).as_posix()
+#: escaped characters are held as private-use code points while the markup is converted
+_HELD = 0xE000
 
 
 def _inline(text: str) -> str:
-    """HTML-escape, then the two bits of Markdown the report uses: **bold** and `code`."""
-    s = html.escape(text)
+    """HTML-escape, then the two bits of Markdown the report uses: **bold** and `code`;
+    backslash-escaped characters (data) are shown as they are, never read as markup."""
+    s = html.escape(ESCAPED.sub(lambda m: chr(_HELD + ord(m.group(1))), text))
     s = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", s)
-    return re.sub(r"`(.+?)`", r"<code>\1</code>", s)
+    s = re.sub(r"`(.+?)`", r"<code>\1</code>", s)
+    return re.sub("[\ue000-\ue07f]", lambda m: html.escape(chr(ord(m.group()) - _HELD)), s)
 
 
 def table_html(table: Table) -> str:

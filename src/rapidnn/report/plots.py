@@ -1,4 +1,5 @@
-"""The report's plots (matplotlib, Agg backend), written as PNG files."""
+"""The report's plots (matplotlib, Agg backend), written as PNG files atomically (a kill during
+a write leaves the previous file whole). Names from the data are drawn as plain text."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rapidnn._files import atomic_write
 from rapidnn.selection import TOLERANCE, pareto_front, smallest_within_tolerance
 
 
@@ -18,13 +20,20 @@ def _plt():
     return plt
 
 
-def _save(fig: Any, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    _plt().close(fig)
-    return path
+def _save(fig: Any, path: Path | str) -> Path:
+    """Lay out ``fig``, write it to ``path`` as PNG through a temporary file (its name ends in
+    ``.tmp``, hence the explicit format) and close it, also when the write fails."""
+    try:
+        fig.tight_layout()
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    finally:
+        _plt().close(fig)
+
+
+def _label(text: Any) -> str:
+    """``text`` (a name from the data) as literal plot text: ``$`` would start mathtext (and a
+    malformed formula fails the whole plot), a newline would break the layout."""
+    return " ".join(str(text).splitlines()).replace("$", r"\$")
 
 
 def _energy_axis(ax: Any, xs: Sequence[float]) -> None:
@@ -59,7 +68,7 @@ def pareto_plot(points: Sequence[dict[str, Any]], path: Path, title: str = "") -
     _energy_axis(ax, xs)
     ax.set_xlabel("RAPIDNN energy per inference (J)")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(_label(title), fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return _save(fig, path)
@@ -81,12 +90,12 @@ def multi_pareto_plot(sweeps: Mapping[str, Sequence[dict[str, Any]]], path: Path
         ax.plot([xs[i] for i in front], [ys[i] for i in front], "o-", c="tab:red",
                 label="Pareto front")
         _energy_axis(ax, xs)
-        ax.set_title(name, fontsize=9)
+        ax.set_title(_label(name), fontsize=9)
         ax.set_xlabel("energy per inference (J)")
         ax.set_ylabel("accuracy (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(_label(title), fontsize=10)
     return _save(fig, path)
 
 
@@ -123,9 +132,9 @@ def accuracy_grid(sweeps: Mapping[str, Sequence[dict[str, Any]]], path: Path,
         ax.set_yticks(range(len(ws)), [str(w) for w in ws])
         ax.set_xlabel("input clusters u")
         ax.set_ylabel("weight clusters w")
-        ax.set_title(name, fontsize=9)
+        ax.set_title(_label(name), fontsize=9)
         fig.colorbar(image, ax=ax, label="quality loss (points)", shrink=0.8)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(_label(title), fontsize=10)
     return _save(fig, path)
 
 
@@ -139,13 +148,13 @@ def accuracy_vs_bits(entries: Sequence[dict[str, Any]], path: Path, title: str =
         color = f"C{i % 10}"
         if pts:
             ax.plot([b for b, _ in pts], [100 * a for _, a in pts], "o-", ms=3, c=color,
-                    label=e["name"])
+                    label=_label(e["name"]))
         exact = [r["accuracy"] for r in rows if r["bits"] is None]
         if exact:
             ax.axhline(100 * exact[0], ls="--", lw=0.8, c=color)
     ax.set_xlabel("searched bits k (approximate AM search; dashed: exact)")
     ax.set_ylabel("simulated accuracy (%)")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(_label(title), fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return _save(fig, path)
@@ -163,12 +172,12 @@ def layer_energy(entry: dict[str, Any], path: Path, title: str = "") -> Path:
     for i, arch in enumerate(archs):
         per = entry["layer_energy"][arch]
         xs = [j + i * width for j in range(len(layers))]
-        ax.bar(xs, [per.get(n, 0.0) or 0.0 for n in layers], width, label=arch)
+        ax.bar(xs, [per.get(n, 0.0) or 0.0 for n in layers], width, label=_label(arch))
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(layers))])
-    ax.set_xticklabels(layers, rotation=60, ha="right", fontsize=7)
+    ax.set_xticklabels([_label(n) for n in layers], rotation=60, ha="right", fontsize=7)
     ax.set_yscale("log")
     ax.set_ylabel("energy per inference (J)")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(_label(title), fontsize=9)
     ax.legend(fontsize=8)
     return _save(fig, path)
 
@@ -176,10 +185,7 @@ def layer_energy(entry: dict[str, Any], path: Path, title: str = "") -> Path:
 def tornado_plot(audit: Mapping[str, Any], path: Path | str, top: int = 12) -> Path:
     """The audit's tornado: for each headline ratio (energy efficiency and speedup over ISAAC
     and PipeLayer) the range each number or choice spans, widest first, with the paper's ratio
-    and the default as vertical lines. Written through a temporary file, then renamed."""
-    import os
-    import tempfile
-
+    and the default as vertical lines."""
     plt = _plt()
     keys = [k for k in ("isaac.energy_efficiency", "isaac.speedup",
                         "pipelayer.energy_efficiency", "pipelayer.speedup")
@@ -192,23 +198,12 @@ def tornado_plot(audit: Mapping[str, Any], path: Path | str, top: int = 12) -> P
         default = audit["smallest_changes"][key]["default"]
         for y, r in enumerate(rows):
             ax.barh(y, r["high"] - r["low"], left=r["low"], color="#4c72b0")
-        ax.set_yticks(range(len(rows)), [r["parameter"] for r in rows], fontsize=7)
+        ax.set_yticks(range(len(rows)), [_label(r["parameter"]) for r in rows], fontsize=7)
         ax.set_xscale("log")
         ax.axvline(default, color="black", lw=1, label=f"default {default:.3g}x")
         paper = audit["paper"][base][metric]
         ax.axvline(paper, color="#c44e52", ls="--", lw=1, label=f"paper {paper}x")
         ax.set_title(f"RAPIDNN {metric.replace('_', ' ')} over {base} "
-                     f"({audit['network']}): range over 10^-3..10^3", fontsize=9)
+                     f"({_label(audit['network'])}): range over 10^-3..10^3", fontsize=9)
         ax.legend(fontsize=7, loc="lower right")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        _save(fig, Path(tmp))
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a plot is an ordinary output file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return _save(fig, path)

@@ -1,13 +1,19 @@
-"""Tables as plain ``(headers, rows)`` pairs, rendered as Markdown, rich or text."""
+"""Tables as plain ``(headers, rows)`` pairs, rendered as Markdown, rich or text.
+
+Cells, titles and the report's paragraphs are Markdown (``**bold**``, `` `code` ``); every
+string from the data (a name, a path, a description) goes in through :func:`esc`, so it is
+shown as it is and can neither break a table nor inject markup or HTML."""
 
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape as rich_escape
 from rich.table import Table as RichTable
 
 #: The paper's claims (arXiv 1806.05794 v4 / HPCA 2020 for ISAAC and PipeLayer; v1 for GPU).
@@ -38,22 +44,45 @@ def ratio(x: float | None) -> str:
     return "-" if x is None else f"{x:.3g}x"
 
 
-def to_markdown(table: Table) -> str:
-    def esc(s: str) -> str:
-        return str(s).replace("|", "\\|")
+#: Markdown's special characters (and ``|``, which ends a table cell, and ``&``, ``<``, ``>``,
+#: which start HTML), backslash-escaped in data
+_SPECIAL = frozenset("\\`*_[]<>&|#!~")
+#: a backslash escape of an ASCII punctuation character (group 1: the character)
+ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
+_PLAIN = re.compile(ESCAPED.pattern + r"|\*\*")
 
-    lines = ["| " + " | ".join(esc(h) for h in table.headers) + " |",
+
+def esc(text: Any) -> str:
+    """``text`` (data) as literal Markdown: on one line, every special character escaped."""
+    flat = " ".join(str(text).splitlines())
+    return "".join("\\" + c if c in _SPECIAL else c for c in flat)
+
+
+def plain(text: str) -> str:
+    """Markdown of a cell or title as plain text: bold markers dropped, escapes resolved."""
+    return _PLAIN.sub(lambda m: m.group(1) or "", text)
+
+
+def _cell(text: str) -> str:
+    """A table cell's Markdown on one line, with any unescaped ``|`` escaped."""
+    flat = " ".join(str(text).splitlines())
+    return re.sub(r"\\.|\|", lambda m: "\\|" if m.group() == "|" else m.group(), flat)
+
+
+def to_markdown(table: Table) -> str:
+    lines = ["| " + " | ".join(_cell(h) for h in table.headers) + " |",
              "|" + "|".join("---" for _ in table.headers) + "|"]
-    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in table.rows]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in table.rows]
     return "\n".join(lines)
 
 
 def to_rich(table: Table) -> RichTable:
-    out = RichTable(title=table.title or None)
-    for i, h in enumerate(table.headers):  # Markdown bold is dropped
-        out.add_column(h, justify="left" if i == 0 else "right")
+    """The table for a terminal: Markdown made plain, rich's own markup escaped."""
+    out = RichTable(title=rich_escape(plain(table.title)) if table.title else None)
+    for i, h in enumerate(table.headers):
+        out.add_column(rich_escape(plain(h)), justify="left" if i == 0 else "right")
     for row in table.rows:
-        out.add_row(*(c.replace("**", "") for c in row))
+        out.add_row(*(rich_escape(plain(c)) for c in row))
     return out
 
 
@@ -81,11 +110,11 @@ def paper_table(workloads: Sequence[dict[str, Any]], shapes: Sequence[dict[str, 
 
     for e in workloads:
         star = "" if e.get("smallest_within_tolerance") is not None else "*"
-        t.rows.append([e["name"], f"{e['weight_clusters']}, {e['input_clusters']}{star}",
+        t.rows.append([esc(e["name"]), f"{e['weight_clusters']}, {e['input_clusters']}{star}",
                        pct(e["float_accuracy"]), pct(e["composed_accuracy"]),
                        loss(e["quality_loss"], e.get("quality_loss_se")), *ratios(e["vs"])])
     for s in shapes:
-        t.rows.append([f"{s['name']} (shape only)", "n/a", "n/a", "n/a", "n/a",
+        t.rows.append([f"{esc(s['name'])} (shape only)", "n/a", "n/a", "n/a", "n/a",
                        *ratios(s["vs"])])
     losses = [e["quality_loss"] for e in workloads]
     mean_loss = sum(losses) / len(losses) if losses else None
@@ -106,10 +135,10 @@ def memory_table(workloads: Sequence[dict[str, Any]]) -> Table:
     for e in workloads:
         mem = e["memory"]
         for name, m in mem["layers"].items():
-            t.rows.append([e["name"], name, str(m["neurons"]),
+            t.rows.append([esc(e["name"]), esc(name), str(m["neurons"]),
                            f"{m['bits_per_neuron'] / 8:.1f}", f"{m['table_bits'] / 8192:.1f}",
                            f"{m['total_bits'] / 8192:.1f}"])
-        t.rows.append([e["name"], "**all layers**", str(mem["neurons"]),
+        t.rows.append([esc(e["name"]), "**all layers**", str(mem["neurons"]),
                        f"{mem['bits_per_neuron'] / 8:.1f}", "",
                        f"{mem['total_bits'] / 8192:.1f}"])
     return t
@@ -135,9 +164,9 @@ def smallest_table(workloads: Sequence[dict[str, Any]]) -> Table:
     for e in workloads:
         p = e.get("smallest_within_tolerance")
         if p is None:
-            t.rows.append([e["name"], "none in the grid", "-", "-", "-"])
+            t.rows.append([esc(e["name"]), "none in the grid", "-", "-", "-"])
         else:
-            t.rows.append([e["name"], f"{p['weight_clusters']}, {p['input_clusters']}",
+            t.rows.append([esc(e["name"]), f"{p['weight_clusters']}, {p['input_clusters']}",
                            pct(p["quality_loss"]), f"{p['bytes_per_neuron']:.1f}",
                            str(p.get("retrain_rounds") or 0)])
     return t
@@ -148,7 +177,7 @@ def approx_table(workloads: Sequence[dict[str, Any]]) -> Table:
               title="approximate associative search")
     for e in workloads:
         for r in e["approximation"]["rows"]:
-            t.rows.append([e["name"], "exact" if r["bits"] is None else str(r["bits"]),
+            t.rows.append([esc(e["name"]), "exact" if r["bits"] is None else str(r["bits"]),
                            pct(r["accuracy"]), pct(r["agreement"])])
     return t
 
@@ -169,10 +198,10 @@ def policy_table(workloads: Sequence[dict[str, Any]], shapes: Sequence[dict[str,
               title="RAPIDNN vs each baseline under matched policies (docs/hardware.md §9)")
     for e in [*workloads, *shapes]:
         for p, per in (e.get("policies") or {}).items():
-            name = e["name"] + (" (shape only)" if e in shapes else "")
-            t.rows.append([name, p, *(x for b in BASELINES for x in _pair(per.get(b)))])
+            name = esc(e["name"]) + (" (shape only)" if e in shapes else "")
+            t.rows.append([name, esc(p), *(x for b in BASELINES for x in _pair(per.get(b)))])
     for p, per in geomean.items():
-        t.rows.append(["**geometric mean (applications)**", p,
+        t.rows.append(["**geometric mean (applications)**", esc(p),
                        *(x for b in BASELINES for x in _pair(per.get(b)))])
     t.rows.append(["**paper**", "", *(f"{PAPER[b][k]}x" for b in BASELINES
                                       for k in ("energy_efficiency", "speedup"))])
@@ -190,7 +219,7 @@ def occupancy_table(workloads: Sequence[dict[str, Any]]) -> Table:
         o, agree = e.get("occupancy"), e.get("blocks_agree")
         if o is None:
             continue
-        t.rows.append([e["name"], f"{o['blocks_used']:,} / {o['blocks_available']:,.0f}",
+        t.rows.append([esc(e["name"]), f"{o['blocks_used']:,} / {o['blocks_available']:,.0f}",
                        pct(o["before"]), pct(o["after"]), "100.00%",
                        f"{o['throughput_before_ips']:,.0f}", f"{o['throughput_after_ips']:,.0f}",
                        f"{o['throughput_at_full_occupancy_ips']:,.0f}",
@@ -202,7 +231,7 @@ def audit_table(scenarios: Sequence[dict[str, Any]], title: str) -> Table:
     """Every audit scenario's ratios, with the paper's as the last row."""
     t = Table(_ratio_headers(["scenario", "what it assumes"]), title=title)
     for s in scenarios:
-        t.rows.append([s["name"], s.get("description", ""),
+        t.rows.append([esc(s["name"]), esc(s.get("description", "")),
                        *(x for b in BASELINES for x in _pair(s.get(b)))])
     t.rows.append(["**paper**", "", *(f"{PAPER[b][k]}x" for b in BASELINES
                                       for k in ("energy_efficiency", "speedup"))])
@@ -212,7 +241,7 @@ def audit_table(scenarios: Sequence[dict[str, Any]], title: str) -> Table:
 def _changes(best: dict[str, Any] | None) -> str:
     if best is None:
         return "none within the sweep"
-    return "; ".join(c["change"] + (f" x{c['factor']:.3g}" if "factor" in c else "")
+    return "; ".join(esc(c["change"]) + (f" x{c['factor']:.3g}" if "factor" in c else "")
                      + (" (plausible)" if c["plausible"] else " (implausible)")
                      for c in best["changes"]) + f" -> {best['ratio']:.3g}x"
 
@@ -221,12 +250,12 @@ def changes_table(audit: dict[str, Any]) -> Table:
     """Per paper ratio: the default, the closest scenario, and the smallest change sets."""
     t = Table(["ratio", "paper", "default", "closest scenario", "smallest changes (any design)",
                "smallest changes to RAPIDNN", "plausibly reached"],
-              title=f"what the paper's ratios would need ({audit['network']})")
+              title=f"what the paper's ratios would need ({esc(audit['network'])})")
     for key, row in audit["smallest_changes"].items():
         mine = audit["smallest_rapidnn_changes"][key]
         close = audit["closest"][key]
-        t.rows.append([key, f"{row['paper']}x", ratio(row["default"]),
-                       f"{close['scenario']} ({ratio(close['ratio'])})", _changes(row["smallest"]),
-                       _changes(mine["smallest"]),
+        t.rows.append([esc(key), f"{row['paper']}x", ratio(row["default"]),
+                       f"{esc(close['scenario'])} ({ratio(close['ratio'])})",
+                       _changes(row["smallest"]), _changes(mine["smallest"]),
                        "yes" if row["plausible"] or mine["plausible"] else "no"])
     return t

@@ -90,3 +90,16 @@ def test_search_sweep_json_is_clean_stdout(tiny, tmp_path: Path) -> None:
     doc = json.loads(result.stdout)  # progress bars and log lines went to stderr
     assert doc["options"]["mode"] == "search" and doc["options"]["retrain_limit"] == 1.0
     assert all("search" in p for p in doc["points"])
+
+
+def test_a_broken_sweep_file_is_a_user_error(tiny, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "sweep.json").write_text('{"format": "rapidnn-sweep-v1", "options": [], '
+                                    '"points": []}')
+    result = runner.invoke(_app(), ["sweep", "isolet-mlp", "--weight-clusters", "4",
+                                    "--input-clusters", "4", "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"error: {out / 'sweep.json'}: field options: input "
+                                    "should be a valid dictionary")
+    assert len(result.output.strip().splitlines()) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +162,37 @@ def test_report_command_user_errors(content: str | None, tmp_path: Path) -> None
     assert result.output.strip().startswith("error:")
     assert len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda d: d["workloads"][0]["memory"].pop("neurons"),
+     "field workloads.0.memory.neurons: missing"),
+    (lambda d: d["workloads"][1].update(name=3), "field workloads.1.name: input should be a "
+                                                 "valid string"),
+    (lambda d: d.update(workloads={"a": 1}), "field workloads: input should be a valid list"),
+    (lambda d: d["sweeps"]["points"]["mnist-mlp"][0].update(energy_j="1"),
+     "field sweeps.points.mnist-mlp.0.energy_j: input should be a valid number"),
+    (lambda d: d.pop("budget"), "field budget: missing"),
+])
+def test_an_incomplete_results_file_is_one_clear_error(run, tmp_path: Path, edit,
+                                                       message: str) -> None:
+    edit(run)
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(run))
+    with pytest.raises(ValueError, match=f"^{path}: {message}"):
+        load_results(path)
+    result = runner.invoke(_app(), ["report", str(path), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and result.output.startswith(f"error: {path}: {message}")
+    assert not (tmp_path / "o").exists()
+
+
+def test_report_into_a_folder_in_use_fails_at_once(run, tmp_path: Path) -> None:
+    from rapidnn._files import locked
+
+    out = tmp_path / "o"
+    with locked(out):
+        result = runner.invoke(_app(), ["report", str(RESULTS), "--out", str(out)])
+        assert result.exit_code == 2, result.output
+        assert result.output.strip() == (f"error: {out} is in use by another rapidnn run (pid "
+                                         f"{os.getpid()}); wait for it or choose another --out")
+        assert [p.name for p in out.iterdir()] == [".rapidnn.lock"]

@@ -77,7 +77,7 @@ def test_reproduce_end_to_end(tiny, tmp_path: Path) -> None:
     assert set(on_disk["policy_geomean"]) == set(entry["policies"])
     assert set(shape["policies"]) == set(entry["policies"])
     assert 'src="plots/' not in page
-    assert not list(out.rglob("*.tmp"))
+    assert not list(out.rglob("*.tmp")) and not list(out.rglob(".rapidnn.lock"))
 
     # a second run reuses the store: the retrained model is not retrained again
     again = run_reproduce(TINY, out, shape_networks=[], progress=False)

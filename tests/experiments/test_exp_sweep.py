@@ -203,3 +203,61 @@ def test_other_retraining_options_keep_the_composed_points(tiny, tmp_path, monke
     assert calls == [(4, 4, False), (8, 4, False), (4, 4, True), (8, 4, True)]
     with pytest.raises(sweep.SweepOptionsError, match="weight_clusters"):
         _run(tmp_path / "sw", ws=[4, 16], mode="search", plot=False)
+
+
+def _sweep_file(**changes) -> str:
+    point = {"weight_clusters": 4, "input_clusters": 4, "float_accuracy": 0.9,
+             "composed_accuracy": 0.89, "quality_loss": 0.01, "bits_per_neuron": 44,
+             "bytes_per_neuron": 5.5, "energy_j": 1e-6}
+    doc = {"format": sweep.FORMAT, "options": {}, "points": [point]}
+    for key, value in changes.items():
+        if key == "point":
+            point.update(value)
+        elif value is None:
+            doc.pop(key)
+        else:
+            doc[key] = value
+    return json.dumps(doc)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("{oops", "not a readable JSON sweep file"),
+    ("[1, 2]", "not a rapidnn sweep file \\(format 'list'"),
+    ('{"format": "rapidnn-sweep-v0"}', "not a rapidnn sweep file \\(format 'rapidnn-sweep-v0'"),
+    (_sweep_file(options=None), "field options: missing"),
+    (_sweep_file(points="all"), "field points: input should be a valid list"),
+    (_sweep_file(point={"weight_clusters": "4"}),
+     "field points.0.weight_clusters: input should be a valid integer"),
+    (_sweep_file(point={"retrained": 1}), "field points.0.retrained: input should be a valid "
+                                          "boolean"),
+])
+def test_a_hand_edited_sweep_file_is_one_clear_error(tiny, tmp_path: Path, content: str,
+                                                     message: str) -> None:
+    out = tmp_path / "sw"
+    out.mkdir()
+    (out / "sweep.json").write_text(content)
+    with pytest.raises(sweep.SweepFileError, match=f"^{out / 'sweep.json'}: {message}") as err:
+        _run(out)
+    assert str(err.value).endswith("--restart to discard it") and "\n" not in str(err.value)
+    assert (out / "sweep.json").read_text() == content  # not overwritten
+
+
+def test_a_second_sweep_into_a_folder_in_use_fails_at_once(tiny, counter, tmp_path) -> None:
+    from rapidnn._files import FolderInUseError, locked
+
+    out = tmp_path / "sw"
+    with locked(out), pytest.raises(FolderInUseError, match=f"{out} is in use .* --out$"):
+        _run(out, ws=[16])
+    assert counter == []
+    doc = _run(out)  # free again
+    assert len(doc["points"]) == 2 and not (out / ".rapidnn.lock").exists()
+
+
+def test_a_second_reproduce_into_a_folder_in_use_fails_at_once(tiny, tmp_path) -> None:
+    from rapidnn._files import FolderInUseError, locked
+    from rapidnn.experiments.reproduce import run_reproduce
+
+    out = tmp_path / "out"
+    with locked(out), pytest.raises(FolderInUseError, match="in use by another rapidnn run"):
+        run_reproduce(TINY, out, shape_networks=[], progress=False)
+    assert not out.exists()

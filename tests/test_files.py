@@ -183,3 +183,22 @@ def test_safe_names_keep_ordinary_names_and_tell_changed_ones_apart() -> None:
     assert safe_name("mnist-mlp") == "mnist-mlp" and safe_name("resnet_20.v1") == "resnet_20.v1"
     assert safe_name("a/b") != safe_name("a_b") and safe_name("a/b") != safe_name("a:b")
     assert safe_name("a/b").startswith("a_b-")
+
+
+def test_a_failed_swap_puts_the_old_folder_back(tmp_path: Path, monkeypatch) -> None:
+    target = tmp_path / "plots"
+    target.mkdir()
+    (target / "a.png").write_text("old")
+    real, calls = os.replace, []
+
+    def second_fails(src, dst) -> None:
+        calls.append(dst)
+        if len(calls) == 2:  # the new folder's rename into place
+            raise OSError("no space")
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", second_fails)
+    with pytest.raises(OSError, match="no space"), atomic_folder(target) as tmp:
+        (tmp / "b.png").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["a.png"]
+    assert [p.name for p in tmp_path.iterdir()] == ["plots"]

@@ -108,20 +108,23 @@ def _remove(path: Path) -> None:
 def _swap(new: Path, path: Path) -> None:
     """Rename folder ``new`` to ``path``; an existing ``path`` is renamed aside first (put back
     if the second rename fails) and deleted after."""
-    aside = None
-    if path.exists():
-        aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-        os.replace(path, aside / path.name)
+    aside = (Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+             if path.exists() else None)
+    moved = False
     try:
+        if aside is not None:
+            os.replace(path, aside / path.name)
+            moved = True
         os.replace(new, path)
     except BaseException:
-        if aside is not None:
+        if moved:
             os.replace(aside / path.name, path)
-            _remove(aside)
         raise
-    _fsync_dir(path.parent)
-    if aside is not None:
-        _remove(aside)
+    else:
+        _fsync_dir(path.parent)
+    finally:
+        if aside is not None:
+            _remove(aside)
 
 
 @contextlib.contextmanager

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -273,3 +275,15 @@ def test_compose_option_errors_name_the_field() -> None:
     with pytest.raises(WorkloadError, match="invalid compose options: weight_clusters: expected "
                                             "an integer, not a bool"):
         store.composed_options({"weight_clusters": True})
+
+
+def test_taking_an_entry_lock_removes_stale_temporary_files(tmp_path) -> None:
+    stale = tmp_path / ".m.safetensors.abc123.tmp"
+    fresh = tmp_path / ".m.json.def456.tmp"
+    for p in (stale, fresh):
+        p.write_bytes(b"half")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    with store.entry_lock(tmp_path / "m.safetensors"):
+        pass
+    assert not stale.exists() and fresh.exists()

@@ -38,7 +38,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from rapidnn._files import atomic_write, atomic_write_text
+from rapidnn._files import atomic_write, atomic_write_text, clean_stale
 from rapidnn._version import __version__
 from rapidnn.budget import RecipeSet
 from rapidnn.composer.composed import ComposedModel
@@ -166,7 +166,8 @@ def _console(console: Console | None) -> Console:
 def entry_lock(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
     """Hold an exclusive lock on the store entry ``path`` (a ``.<name>.lock`` file next to it,
     removed on release), so two processes never train the same model at once; ``on_wait`` is
-    called once if another process holds the lock. Without ``fcntl`` nothing is locked."""
+    called once if another process holds the lock. Taking it removes the stale temporary files
+    of killed writes in the entry's folder. Without ``fcntl`` nothing is locked."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
@@ -190,6 +191,7 @@ def entry_lock(path: Path, on_wait: Callable[[], None] | None = None) -> Iterato
         except FileNotFoundError:
             pass
         f.close()
+    clean_stale(path.parent)  # temporary files of writes killed before their rename
     try:
         yield
     finally:

@@ -6,17 +6,80 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
+import numbers
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer import _click
+from typer.core import TyperGroup
 
 if TYPE_CHECKING:
     from rapidnn.budget import Budget
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+MAX_SHOWN = 160  # characters of a path or value quoted in an error line
+
+
+class RapidnnGroup(TyperGroup):
+    """The root command: click's usage errors (a bad option value, an unknown option, a missing
+    argument) and OS errors become one line ``error: ...`` on stderr with exit status 2, like
+    every other user mistake, instead of click's multi-line box."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        try:
+            code = super().main(args, prog_name or "rapidnn", complete_var,
+                                standalone_mode=False, **extra)
+        except _click.exceptions.NoArgsIsHelpError as exc:
+            exc.show()
+            code = 2
+        except _click.exceptions.UsageError as exc:
+            where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
+            hint = f" (see {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
+            _error_line(f"{where}{_one_line(exc.format_message()).rstrip('.')}{hint}")
+            code = 2
+        except _click.exceptions.Abort:
+            _error_line("aborted")
+            code = 130
+        except OSError as exc:
+            _error_line(os_error_message(exc))
+            code = 2
+        code = code if isinstance(code, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, cls=RapidnnGroup,
                   help="RAPIDNN: deep-network inference inside non-volatile memory.")
+
+
+def _one_line(text: str) -> str:
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    return " ".join(lines) if lines else "unknown error"
+
+
+def _error_line(message: str) -> None:
+    sys.stderr.write(f"error: {message}\n")
+
+
+def _shown(text: object) -> str:
+    text = str(text)
+    return text if len(text) <= MAX_SHOWN else f"{text[:MAX_SHOWN // 2]}...{text[-40:]}"
+
+
+def os_error_message(exc: OSError) -> str:
+    """``PATH: reason`` for an OS error (a long path shortened): ``/x/y: File name too long``."""
+    reason = exc.strerror or type(exc).__name__
+    if exc.filename is None:
+        return _one_line(str(exc)) if str(exc) else reason
+    target = f" -> {_shown(exc.filename2)}" if exc.filename2 is not None else ""
+    return f"{_shown(exc.filename)}{target}: {reason}"
 
 
 def user_error_types() -> tuple[type[BaseException], ...]:
@@ -28,7 +91,7 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     from rapidnn.hardware import HardwareConfigError
 
     return (CaptureError, ComposeError, DatasetError, HardwareConfigError, ModelFileError,
-            FileNotFoundError, IsADirectoryError, PermissionError, ValueError)
+            OSError, ValueError)
 
 
 @contextlib.contextmanager
@@ -39,13 +102,62 @@ def user_errors() -> Iterator[None]:
     except typer.Exit:
         raise
     except user_error_types() as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        sys.stderr.write(f"error: {message}\n")
+        if isinstance(exc, OSError):
+            message = os_error_message(exc)
+        else:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        _error_line(message)
         raise typer.Exit(2) from None
 
 
 def print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=float) + "\n")
+    """Print ``obj`` as standard JSON: a NaN or infinite number (which ``json`` would write as
+    the non-standard ``NaN``/``Infinity``) is printed as ``null``."""
+    sys.stdout.write(json.dumps(_finite(obj), indent=2, allow_nan=False) + "\n")
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    if obj is None or isinstance(obj, bool | str):
+        return obj
+    if isinstance(obj, numbers.Integral):
+        return int(obj)
+    if isinstance(obj, numbers.Real):
+        value = float(obj)
+        return value if math.isfinite(value) else None
+    if hasattr(obj, "item"):  # a 0-d tensor or array
+        return _finite(obj.item())
+    return obj
+
+
+def check_output(path: str | os.PathLike[str] | None, kind: str = "file") -> None:
+    """Fail at once (before any long work) if ``path`` cannot be written as a ``kind``
+    ("file" or "folder"): an existing folder where a file goes (or the reverse), a parent that
+    is a file, a name too long, a folder that cannot be created or written."""
+    if path is None:
+        return
+    target = Path(path)
+    if kind == "file" and target.is_dir():
+        raise IsADirectoryError(21, "is a folder, not a file", str(target))
+    if kind == "folder" and target.exists() and not target.is_dir():
+        raise NotADirectoryError(20, "is a file, not a folder", str(target))
+    folder = target if kind == "folder" else target.parent
+    existing = folder
+    while not existing.exists():
+        if existing.is_symlink():
+            raise FileNotFoundError(2, "is a broken symbolic link", str(existing))
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(20, "is a file, not a folder", str(existing))
+    max_name = os.pathconf(existing, "PC_NAME_MAX") if hasattr(os, "pathconf") else 255
+    for part in target.parts:
+        if len(os.fsencode(part)) > max_name:
+            raise OSError(36, "File name too long", str(target))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(13, "Permission denied", str(existing))
 
 
 BudgetOption = Annotated[str | None, typer.Option(

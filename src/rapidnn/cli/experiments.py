@@ -8,7 +8,14 @@ from typing import Annotated
 
 import typer
 
-from rapidnn.cli.app import BudgetOption, QuickOption, choose_budget, print_json, user_errors
+from rapidnn.cli.app import (
+    BudgetOption,
+    QuickOption,
+    check_output,
+    choose_budget,
+    print_json,
+    user_errors,
+)
 
 
 def _threads(threads: int | None) -> None:
@@ -81,6 +88,7 @@ def sweep_cmd(
     from rapidnn.report.tables import sweep_table, to_rich
 
     with user_errors():
+        check_output(out, "folder")
         if retrain and search:
             raise ValueError("--retrain and --search exclude each other: --retrain retrains "
                              "every point, --search only until the smallest one within 0.3 "
@@ -144,6 +152,7 @@ def reproduce_cmd(
 
     console = Console(stderr=True)
     with user_errors():
+        check_output(out, "folder")
         _threads(threads)
         for r in import_trained(pretrained) if pretrained else []:
             console.print(f"pretrained {r.workload}{_recipes_label(r.recipes)}: {r.status} "
@@ -170,6 +179,7 @@ def report_cmd(
     from rapidnn.experiments.merge import load_results, merge_results, write_results
 
     with user_errors():
+        check_output(out, "folder")
         merged = merge_results([load_results(r) for r in results], sources=results)
         write_results(merged, out)
     if as_json:
@@ -224,6 +234,7 @@ def store_export_cmd(
     from rapidnn.workloads.transfer import export_trained
 
     with user_errors():
+        check_output(out, "folder")
         results = export_trained(workloads, out, "quick" if quick else "full")
     _print_transfer(results, as_json)
 

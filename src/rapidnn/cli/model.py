@@ -9,7 +9,14 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from rapidnn.cli.app import BudgetOption, app, choose_budget, print_json, user_errors
+from rapidnn.cli.app import (
+    BudgetOption,
+    app,
+    check_output,
+    choose_budget,
+    print_json,
+    user_errors,
+)
 
 
 @app.command()
@@ -25,6 +32,7 @@ def demo(
     from rapidnn.experiments.demo import run_demo
 
     with user_errors():
+        check_output(save)
         console = Console(stderr=True) if as_json else Console()
         figures = run_demo(weight_clusters, input_clusters, max_rounds, console=console,
                            save=save)
@@ -219,6 +227,7 @@ def audit_cmd(
     from rapidnn.hardware.costs import audit, model_trace
 
     with user_errors():
+        check_output(plot)
         options, sim = _load_config(config)
         composed = _load_model(model)
         factors = FACTORS[::choose_budget(budget, quick).audit_stride]

@@ -33,7 +33,7 @@ class RapidnnGroup(TyperGroup):
              complete_var: str | None = None, standalone_mode: bool = True,
              **extra: Any) -> Any:
         try:
-            code = super().main(args, prog_name or "rapidnn", complete_var,
+            code = super().main(args, "rapidnn", complete_var,
                                 standalone_mode=False, **extra)
         except _click.exceptions.NoArgsIsHelpError as exc:
             exc.show()
@@ -106,7 +106,7 @@ def user_errors() -> Iterator[None]:
             message = os_error_message(exc)
         else:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        _error_line(message)
+        _error_line(" ".join(_shown(word) for word in message.split(" ")))
         raise typer.Exit(2) from None
 
 

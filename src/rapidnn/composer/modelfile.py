@@ -113,7 +113,9 @@ def read_model_file(path: str | os.PathLike[str]) -> ModelParts:
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open API)
     except ModelFileError:
         raise
-    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as exc:
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except (SafetensorError, ValueError, RuntimeError, TypeError) as exc:
         raise ModelFileError(f"{path}: not a readable .rapidnn file (truncated or corrupt?): "
                              f"{exc}") from exc
     try:

@@ -166,3 +166,18 @@ def test_json_output_is_standard_json(capsys):
     text = capsys.readouterr().out
     assert json.loads(text) == {"ratio": None, "more": [None, 1.5, 2.0]}
     assert "NaN" not in text and "Infinity" not in text
+
+
+def test_store_list_shows_an_unreadable_entry_and_the_others(tmp_path, monkeypatch):
+    from safetensors.torch import save_file
+
+    monkeypatch.setenv("RAPIDNN_STORE", str(tmp_path))
+    for key, accuracy in (("good-000000000000", 0.9), ("bad-111111111111", "high")):
+        save_file({"w": torch.zeros(1)}, str(tmp_path / f"{key}.safetensors"))
+        info = {"key": key, "workload": key.split("-")[0], "test_accuracy": accuracy,
+                "val_accuracy": 0.9}
+        (tmp_path / f"{key}.json").write_text(json.dumps(info))
+    result = runner.invoke(app, ["store", "list"])
+    assert result.exit_code == 0, result.output
+    assert "unreadable" in result.stdout and "good-000000000000" in result.stdout
+    assert "field 'test_accuracy' must be a number" in result.stdout

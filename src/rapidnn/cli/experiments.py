@@ -196,7 +196,8 @@ store_app = typer.Typer(no_args_is_help=True,
 def store_list_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print the entries as JSON")] = False,
 ) -> None:
-    """The trained float models in the store (stale: trained with a recipe that changed)."""
+    """The trained float models in the store (stale: trained with a recipe that changed;
+    unreadable: a mistyped info file, with the reason below the table)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -216,10 +217,15 @@ def store_list_cmd(
         return "-" if v is None else f"{100 * v:.2f} %"
 
     for r in rows:
-        table.add_row(str(r["workload"]), r["key"], "current" if r["current"] else "stale",
+        state = "unreadable" if r["problem"] else "current" if r["current"] else "stale"
+        table.add_row(str(r["workload"]), r["key"], state,
                       pct(r["test_accuracy"]), pct(r["val_accuracy"]),
                       "-" if r["train_seconds"] is None else f"{r['train_seconds']:.0f}")
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    for r in rows:
+        if r["problem"]:
+            console.print(f"unreadable: {r['problem']}", markup=False, highlight=False)
 
 
 @store_app.command("export")

@@ -10,6 +10,7 @@ import math
 import numbers
 import os
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -43,7 +44,7 @@ class RapidnnGroup(TyperGroup):
             hint = f" (see {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
             _error_line(f"{where}{_one_line(exc.format_message()).rstrip('.')}{hint}")
             code = 2
-        except _click.exceptions.Abort:
+        except typer.Abort:
             _error_line("aborted")
             code = 130
         except OSError as exc:
@@ -136,7 +137,8 @@ def _finite(obj: Any) -> Any:
 def check_output(path: str | os.PathLike[str] | None, kind: str = "file") -> None:
     """Fail at once (before any long work) if ``path`` cannot be written as a ``kind``
     ("file" or "folder"): an existing folder where a file goes (or the reverse), a parent that
-    is a file, a name too long, a folder that cannot be created or written."""
+    is a file, a name too long, a symbolic-link loop, a folder that cannot be created or
+    written (tried by creating a file there: ``os.access`` says yes to root on /proc or /sys)."""
     if path is None:
         return
     target = Path(path)
@@ -144,20 +146,33 @@ def check_output(path: str | os.PathLike[str] | None, kind: str = "file") -> Non
         raise IsADirectoryError(21, "is a folder, not a file", str(target))
     if kind == "folder" and target.exists() and not target.is_dir():
         raise NotADirectoryError(20, "is a file, not a folder", str(target))
-    folder = target if kind == "folder" else target.parent
-    existing = folder
-    while not existing.exists():
-        if existing.is_symlink():
-            raise FileNotFoundError(2, "is a broken symbolic link", str(existing))
-        existing = existing.parent
+    existing = _nearest_existing(target if kind == "folder" else target.parent)
     if not existing.is_dir():
         raise NotADirectoryError(20, "is a file, not a folder", str(existing))
     max_name = os.pathconf(existing, "PC_NAME_MAX") if hasattr(os, "pathconf") else 255
     for part in target.parts:
         if len(os.fsencode(part)) > max_name:
             raise OSError(36, "File name too long", str(target))
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise PermissionError(13, "Permission denied", str(existing))
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".rapidnn-check.", dir=existing)
+    except OSError as exc:
+        raise type(exc)(exc.errno, exc.strerror, str(existing)) from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def _nearest_existing(folder: Path) -> Path:
+    """``folder`` or its nearest ancestor that exists (a file there is the caller's error)."""
+    while True:
+        try:
+            folder.stat()
+            return folder
+        except (FileNotFoundError, NotADirectoryError):
+            if folder.is_symlink():
+                raise FileNotFoundError(2, "is a broken symbolic link", str(folder)) from None
+            if folder.parent == folder:  # the root, or "." after the working folder was removed
+                raise
+            folder = folder.parent
 
 
 BudgetOption = Annotated[str | None, typer.Option(

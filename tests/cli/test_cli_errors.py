@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -181,3 +184,69 @@ def test_store_list_shows_an_unreadable_entry_and_the_others(tmp_path, monkeypat
     assert result.exit_code == 0, result.output
     assert "unreadable" in result.stdout and "good-000000000000" in result.stdout
     assert "field 'test_accuracy' must be a number" in result.stdout
+
+
+def test_entry_points_go_through_the_handler(tmp_path):
+    """``python -m rapidnn`` and the ``rapidnn`` console script print the same one line."""
+    script = Path(sys.executable).with_name("rapidnn")
+    for command in ([sys.executable, "-m", "rapidnn"], [str(script)]):
+        done = subprocess.run([*command, "simulate", str(tmp_path / "m.rapidnn"), "--limit",
+                               "0"], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2, (command, done.stderr)
+        assert done.stderr.startswith("error: rapidnn simulate: Invalid value for '--limit'")
+        assert len(done.stderr.splitlines()) == 1
+
+
+def test_an_os_error_outside_a_commands_checks_is_one_line(monkeypatch):
+    def full(obj):
+        raise OSError(errno.ENOSPC, "No space left on device", "<stdout>")
+
+    monkeypatch.setattr("rapidnn.cli.model.print_json", full)
+    result = runner.invoke(app, ["hardware", "show", "isaac", "--json"])
+    assert result.exit_code == 2
+    assert result.stderr == "error: <stdout>: No space left on device\n"
+
+
+def test_a_bug_stays_a_traceback(monkeypatch):
+    def broken(spec):
+        raise TypeError("a bug in our code")
+
+    monkeypatch.setattr("rapidnn.hardware.chip_summary", broken)
+    result = runner.invoke(app, ["hardware", "show", "isaac"])
+    assert isinstance(result.exception, TypeError) and result.exit_code == 1
+
+
+def test_a_nan_in_a_result_prints_null(monkeypatch):
+    monkeypatch.setattr("rapidnn.hardware.chip_summary",
+                        lambda spec: {"name": "x", "peak_gops": float("nan"),
+                                      "power_w": float("-inf"), "area_mm2": 2.0})
+    result = runner.invoke(app, ["hardware", "show", "isaac", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"name": "x", "peak_gops": None, "power_w": None,
+                                         "area_mm2": 2.0}
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="root writes into a read-only folder")
+def test_an_unwritable_output_folder(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    result = runner.invoke(app, ["demo", "--save", str(locked / "m.rapidnn")])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {locked}: Permission denied\n"
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_an_output_folder_is_tried_not_only_asked():
+    """``os.access`` tells root /proc is writable; creating a file there is the real test (and
+    fails before the demo trains)."""
+    result = runner.invoke(app, ["demo", "--save", "/proc/m.rapidnn"])
+    assert result.exit_code == 2 and result.stderr.startswith("error: /proc: ")
+
+
+def test_a_symbolic_link_loop(tmp_path):
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    result = runner.invoke(app, ["sweep", "mnist-mlp", "--out", str(tmp_path / "a" / "out")])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {tmp_path}/a/out: Too many levels of symbolic links\n"

@@ -193,9 +193,9 @@ def test_store_list_shows_an_unreadable_entry_and_the_others(tmp_path, monkeypat
 
 
 def test_entry_points_go_through_the_handler(tmp_path):
-    """``python -m rapidnn`` and the ``rapidnn`` console script print the same one line."""
+    """``python -m rapidnn.cli`` and the ``rapidnn`` console script print the same one line."""
     script = Path(sys.executable).with_name("rapidnn")
-    for command in ([sys.executable, "-m", "rapidnn"], [str(script)]):
+    for command in ([sys.executable, "-m", "rapidnn.cli"], [str(script)]):
         done = subprocess.run([*command, "simulate", str(tmp_path / "m.rapidnn"), "--limit",
                                "0"], capture_output=True, text=True, timeout=60)
         assert done.returncode == 2, (command, done.stderr)

@@ -27,3 +27,10 @@ def test_sim_config_rejects(bad):
 def test_defaults_are_valid():
     assert SimConfig().nor_cycles(8) == 104.0
     assert BlockSizes(slot_scratch_bits=0).slot_scratch_bits == 0
+
+
+@pytest.mark.parametrize("kwargs", [{"approx_bits": True}, {"count_sample": 2.0},
+                                    {"record_trace": 1}, {"input_word_bits": "8"}])
+def test_simulator_options_are_strict(kwargs):
+    with pytest.raises(ValidationError):
+        SimConfig(**kwargs)

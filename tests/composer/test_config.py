@@ -1,4 +1,5 @@
 import pytest
+import torch
 from pydantic import ValidationError
 
 from rapidnn.composer.config import ComposeConfig, LayerOptions, describe_errors
@@ -76,7 +77,17 @@ def test_other_bad_numbers_name_their_field(kwargs, fragment):
 
 
 def test_valid_numbers_are_unchanged():
-    cfg = ComposeConfig(seed=-1, table_bits=None, calibration_batches=None, weight_clusters=2.0)
+    cfg = ComposeConfig(seed=-1, table_bits=None, calibration_batches=None, weight_clusters=2)
     assert (cfg.seed, cfg.table_bits, cfg.weight_clusters) == (-1, None, 2)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"weight_clusters": 4.0}, {"weight_clusters": "4"}, {"input_clusters": torch.tensor(4)},
+    {"per_channel": 1}, {"tree": "yes"}, {"overrides": {"fc1": {"weight_bits": 6.0}}},
+])
+def test_options_are_strict_no_silent_coercion(kwargs):
+    with pytest.raises(ValidationError) as err:
+        ComposeConfig(**kwargs)
+    assert next(iter(kwargs)) in describe_errors(err.value)
     assert ComposeConfig(overrides={"fc1": LayerOptions(weight_clusters=4)}) == \
         ComposeConfig(overrides={"fc1": {"weight_clusters": 4}})

@@ -236,3 +236,13 @@ def test_published_figures_are_checked(tmp_path):
 
 def test_every_dimension_has_a_kind():
     assert {dim for dim, _ in UNITS.values()} == set(DIMENSION_KINDS)
+
+
+@pytest.mark.parametrize("options", [{"chips": True}, {"chips": 2.0}, {"batch": "8"}])
+def test_estimate_options_are_strict(options):
+    from pydantic import ValidationError
+
+    from rapidnn.hardware import EstimateOptions
+
+    with pytest.raises(ValidationError, match=next(iter(options))):
+        EstimateOptions(**options)

@@ -27,7 +27,7 @@ class BlockSizes(BaseModel):
     - ``slot_scratch_bits``: extra cells per neuron slot for NOR intermediates.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     table_rows: int = Field(default=64, ge=1)
     table_cols: int = Field(default=1024, ge=1)
@@ -63,7 +63,7 @@ class SimConfig(BaseModel):
     - ``max_chunk_elements``: memory bound for the one-hot count tensors of the counting strategy.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     strategy: Literal["tree", "counting"] = "tree"
     approx_bits: int | dict[str, int] | None = None

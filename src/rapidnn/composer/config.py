@@ -49,7 +49,7 @@ def describe_errors(exc: ValidationError) -> str:
 class LayerOptions(BaseModel):
     """Options that can differ per layer. ``None`` in an override means "inherit"."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     weight_clusters: OptionalInt = Field(default=None, ge=1, le=256)
     input_clusters: OptionalInt = Field(default=None, ge=1, le=256)
@@ -91,7 +91,7 @@ class ComposeConfig(BaseModel):
     - ``seed``: every stochastic step (subsampling, k-means) derives from it.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     weight_clusters: Int = Field(default=16, ge=1, le=256)
     input_clusters: Int = Field(default=16, ge=1, le=256)

@@ -44,7 +44,7 @@ class EstimateOptions(BaseModel):
       matched-power comparisons (``rapidnn.hardware.policies``).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     replication: Policy = "balanced"
     latency_mode: LatencyMode = "sequential"

@@ -3,6 +3,7 @@ folders swapped whole, output folders locked, stale temporaries removed, data-sa
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import subprocess
@@ -202,3 +203,23 @@ def test_a_failed_swap_puts_the_old_folder_back(tmp_path: Path, monkeypatch) -> 
         (tmp / "b.png").write_text("new")
     assert [p.name for p in target.iterdir()] == ["a.png"]
     assert [p.name for p in tmp_path.iterdir()] == ["plots"]
+
+
+def test_a_special_file_or_folder_is_never_replaced(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(FileExistsError, match="not a regular file") as err:
+        atomic_write_text(fifo, "x")
+    assert err.value.errno == errno.EEXIST and stat.S_ISFIFO(fifo.lstat().st_mode)
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        atomic_write_text(tmp_path, "x")
+    assert not list(tmp_path.parent.glob(f".{tmp_path.name}.*.tmp"))  # nothing left beside it
+
+
+def test_a_symbolic_link_is_followed_not_replaced(tmp_path):
+    target = tmp_path / "real.txt"
+    target.write_text("old")
+    link = tmp_path / "link.txt"
+    link.symlink_to(target)
+    atomic_write_text(link, "new")
+    assert link.is_symlink() and target.read_text() == "new"

@@ -9,6 +9,7 @@ file names (:func:`safe_name`)."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -75,8 +76,20 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], object]) -
     """Call ``write(tmp)`` with the name of a temporary file next to ``path``, flush it to disk
     and rename it into place with the mode a file written directly would have (``mkstemp``
     creates it owner-only), then flush the folder so the rename survives a crash. On any error
-    the temporary file is removed and the error re-raised."""
+    the temporary file is removed and the error re-raised.
+
+    A symbolic link is followed (the file it points to is replaced, as ``open`` would write
+    it); a target that exists and is not a regular file (a folder, a device such as
+    ``/dev/null``, a FIFO, a socket) is refused before anything is written: renaming over it
+    would destroy it."""
     path = Path(path)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
+    if path.exists() and not path.is_file():
+        raise FileExistsError(errno.EEXIST, "exists and is not a regular file (a device, FIFO "
+                                            "or socket); rapidnn will not replace it", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)

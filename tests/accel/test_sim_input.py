@@ -38,3 +38,19 @@ def test_other_bad_inputs_are_named(composed):
             run(torch.zeros(2, 63))
         with pytest.raises(ValueError, match="NaN"):
             run(torch.full((2, 64), float("nan")))
+
+
+def test_wrong_arguments_are_type_errors_naming_them(composed):
+    with pytest.raises(TypeError, match="composed must be a ComposedModel"):
+        rapidnn.simulate("m.rapidnn", torch.zeros(1, 64))
+    with pytest.raises(TypeError, match="config must be a SimConfig"):
+        rapidnn.simulate(composed, torch.zeros(1, 64), config=3)
+    with pytest.raises(TypeError, match=r"path must be a str or os\.PathLike"):
+        rapidnn.load(3)
+
+
+def test_a_dict_config_is_a_simconfig(composed, mlp_batches):
+    x = mlp_batches[0]
+    a = rapidnn.simulate(composed, x, {"strategy": "counting"}).outputs
+    b = rapidnn.simulate(composed, x, rapidnn.SimConfig(strategy="counting")).outputs
+    assert torch.equal(a, b)

@@ -37,6 +37,7 @@ def ws(tmp_path_factory) -> Path:
     (ws / "random.rapidnn").write_bytes(os.urandom(4096))
     (ws / "afile").write_text("a regular file\n")
     (ws / "adir").mkdir()
+    os.mkfifo(ws / "fifo")
     (ws / "list.yaml").write_text("- a\n- b\n")
     (ws / "broken.yaml").write_text("name: [unclosed\n")
     isaac = preset_path("isaac").read_text()
@@ -103,6 +104,9 @@ CASES: dict[str, list[str]] = {
     "hardware is a folder": ["hardware", "show", "{ws}/adir"],
     "config missing": ["estimate", M, "--config", "{ws}/missing.yaml"],
     "save into a folder": ["demo", "--save", "{ws}/adir"],
+    "save onto a FIFO": ["demo", "--save", "{ws}/fifo"],
+    "plot onto a FIFO": ["audit", M, "--quick", "--plot", "{ws}/fifo"],
+    "empty dataset name": ["simulate", M, "--dataset", ""],
     "save under a file": ["demo", "--save", "{ws}/afile/m.rapidnn"],
     "save name too long": ["demo", "--save", "{ws}/" + LONG],
     "plot into a folder": ["audit", M, "--plot", "{ws}/adir"],

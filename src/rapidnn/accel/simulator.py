@@ -16,7 +16,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -388,8 +388,23 @@ def clear_simulate_cache(composed: ComposedModel | None = None) -> None:
             _cache.pop(composed, None)
 
 
+def _arguments(composed: Any, config: Any) -> SimConfig:
+    """The simulator's configuration; a wrong argument is a TypeError naming it."""
+    if not isinstance(composed, ComposedModel):
+        raise TypeError(f"simulate: composed must be a ComposedModel (from rapidnn.compose or "
+                        f"rapidnn.load), not {type(composed).__name__}")
+    if config is None:
+        return SimConfig()
+    if isinstance(config, Mapping):
+        return SimConfig.model_validate(dict(config))
+    if not isinstance(config, SimConfig):
+        raise TypeError(f"simulate: config must be a SimConfig or a dict of its fields, not "
+                        f"{type(config).__name__}")
+    return config
+
+
 def simulate(composed: ComposedModel, inputs: torch.Tensor,
-             config: SimConfig | None = None) -> SimResult:
+             config: SimConfig | Mapping[str, Any] | None = None) -> SimResult:
     """Simulate ``composed`` on the batch ``inputs`` (see :class:`SimConfig`).
 
     The same as ``Simulator(composed, config).run(inputs)``, but the :class:`Simulator` is
@@ -407,7 +422,7 @@ def simulate(composed: ComposedModel, inputs: torch.Tensor,
     cache is locked, and a call that finds its simulator running in another thread builds a
     private one.
     """
-    cfg = config if config is not None else SimConfig()
+    cfg = _arguments(composed, config)
     cached = _cached_simulator(composed, cfg)
     if cached is None:
         return Simulator(composed, cfg).run(inputs)

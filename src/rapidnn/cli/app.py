@@ -136,7 +136,8 @@ def _finite(obj: Any) -> Any:
 
 def check_output(path: str | os.PathLike[str] | None, kind: str = "file") -> None:
     """Fail at once (before any long work) if ``path`` cannot be written as a ``kind``
-    ("file" or "folder"): an existing folder where a file goes (or the reverse), a parent that
+    ("file" or "folder"): an existing folder or special file (/dev/null, a FIFO) where a file
+    goes, a file where a folder goes, a parent that
     is a file, a name too long, a symbolic-link loop, a folder that cannot be created or
     written (tried by creating a file there: ``os.access`` says yes to root on /proc or /sys)."""
     if path is None:
@@ -144,6 +145,9 @@ def check_output(path: str | os.PathLike[str] | None, kind: str = "file") -> Non
     target = Path(path)
     if kind == "file" and target.is_dir():
         raise IsADirectoryError(21, "is a folder, not a file", str(target))
+    if kind == "file" and target.exists() and not target.is_file():
+        raise FileExistsError(17, "exists and is not a regular file (a device, FIFO or "
+                                  "socket); rapidnn will not replace it", str(target))
     if kind == "folder" and target.exists() and not target.is_dir():
         raise NotADirectoryError(20, "is a file, not a folder", str(target))
     existing = _nearest_existing(target if kind == "folder" else target.parent)

@@ -95,6 +95,9 @@ def simulate_cmd(
         if strategy not in ("tree", "counting"):
             raise ValueError(f"--strategy must be 'tree' or 'counting', not {strategy!r}")
         composed = _load_model(model)
+        if dataset is not None and not dataset.strip():
+            raise ValueError("--dataset is empty; name a dataset or leave the option out (the "
+                             "model's own)")
         name = dataset or composed.metadata.get("dataset")
         if name is None:
             raise ValueError(f"{model}: the model names no dataset; pass --dataset")

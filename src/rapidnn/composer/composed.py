@@ -194,6 +194,8 @@ def load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu")
     is validated completely (checksums, schema, and every op rebuilt from the stored centroids:
     :mod:`~rapidnn.composer.filecheck`), and a bad file raises
     :class:`~rapidnn.composer.modelfile.ModelFileError` naming it and the field."""
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"load: path must be a str or os.PathLike, not {type(path).__name__}")
     p = read_model_file(path)
     try:
         check_parts(p)

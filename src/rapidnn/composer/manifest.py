@@ -172,19 +172,27 @@ def parse_manifest(data: Any) -> Manifest:
     try:
         manifest = Manifest.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise ManifestError(_where(err["loc"]), _message(err)) from None
+        raise first_error(exc) from None
     if manifest.version >= 2 and manifest.tensors_sha256 is None:
         raise ManifestError("tensors_sha256", "missing (required from format version 2)")
     for i, node in enumerate(manifest.graph):
         try:
             node.checked_params()
         except ValidationError as exc:
-            err = exc.errors()[0]
-            raise ManifestError(f"graph[{i}].params.{_where(err['loc'])}", _message(err)) from None
+            raise first_error(exc, f"graph[{i}].params") from None
         except ValueError as exc:
             raise ManifestError(f"graph[{i}].op", str(exc)) from None
     return manifest
+
+
+def first_error(exc: ValidationError, prefix: str = "") -> ManifestError:
+    """The first problem of a pydantic error as a ManifestError naming its field under
+    ``prefix`` (``graph[3].shape[0]``, ``config.acc_bits``)."""
+    err = exc.errors()[0]
+    field = _where(err["loc"])
+    field = f"{prefix}.{field}" if prefix and field else prefix or field
+    msg = "missing" if err["type"] == "missing" else str(err["msg"]).removeprefix("Value error, ")
+    return ManifestError(field, msg)
 
 
 def _where(loc: tuple[Any, ...]) -> str:
@@ -192,9 +200,3 @@ def _where(loc: tuple[Any, ...]) -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
-
-
-def _message(err: dict[str, Any]) -> str:
-    if err["type"] == "missing":
-        return "missing"
-    return str(err["msg"]).removeprefix("Value error, ")

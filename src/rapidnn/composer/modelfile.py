@@ -33,6 +33,7 @@ from rapidnn.composer.manifest import (
     FORMAT_VERSION,
     Manifest,
     ManifestError,
+    first_error,
     parse_manifest,
 )
 from rapidnn.composer.ops import OP_TYPES, Codebook, SpecModule
@@ -144,10 +145,7 @@ def _parts(meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> ModelParts
     try:
         config = ComposeConfig.model_validate(manifest.config)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise ManifestError(f"config.{where}" if where else "config",
-                            str(err["msg"]).removeprefix("Value error, ")) from None
+        raise first_error(exc, "config") from None
     return _assemble(manifest, config, dict(tensors))
 
 

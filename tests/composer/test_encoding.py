@@ -27,4 +27,6 @@ def test_threshold_code_equals_nearest_code_of_activated_value(act, exponent, mi
 
 def test_unknown_activation():
     with pytest.raises(ValueError, match="unknown activation"):
-        thresholds("gelu", 1.0, np.array([0.0]), -10, 10)
+        thresholds("swish", 1.0, np.array([0.0]), -10, 10)
+    with pytest.raises(ValueError, match="no threshold form"):
+        thresholds("gelu", 1.0, np.array([0.0]), -10, 10, {"approximate": "none"})

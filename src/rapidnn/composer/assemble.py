@@ -13,27 +13,36 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
-from rapidnn.composer.capture import ACTIVATIONS, CapturedGraph, CapturedNode
+from rapidnn.composer.capture import ELEMENTWISE, WEIGHTED_OPS, CapturedGraph, CapturedNode
 from rapidnn.composer.codebook import fixed_point_for, midpoints, nearest_codes, quantize
 from rapidnn.composer.config import ComposeConfig, ResolvedLayerOptions
-from rapidnn.composer.encoding import activate, thresholds
+from rapidnn.composer.encoding import FUNCTIONS, activate, apply, thresholds
 from rapidnn.composer.ops import (
+    AdaptiveAvgPoolSum,
+    AdaptiveMaxPoolCodes,
     AddAligned,
     AvgPoolSum,
     CodeActivation,
     Codebook,
     ComposedOp,
+    ConcatCodes,
     Encode,
     InputEncode,
     MaxPoolCodes,
+    MulTable,
     Output,
+    PadCodes,
+    PermuteCodes,
     Reshape,
+    SliceCodes,
     WeightedLayer,
     accumulator_range,
+    adaptive_windows,
 )
 from rapidnn.composer.plan import Plan
 
@@ -106,9 +115,11 @@ def weighted_layer(node: CapturedNode, cb: Codebook, wc: WeightClustering,
         "exponent": exponent, "per_channel": opts.per_channel,
         "bias_in_accumulator": bias_in_acc,
     }
-    if node.op == "conv2d":
+    if node.op in ("conv2d", "conv1d"):
         spec.update({k2: list(node.params[k2]) for k2 in ("stride", "padding", "dilation",
                                                           "kernel")})
+        if node.params.get("groups", 1) != 1:
+            spec["groups"] = int(node.params["groups"])
     return WeightedLayer(spec, tensors)
 
 
@@ -119,58 +130,77 @@ def assemble(graph: CapturedGraph, plan: Plan, codebooks: dict[str, Codebook],
     ops: list[ComposedOp] = []
     scales: dict[str, float] = {}  # producer -> real value of one integer unit
     lo, hi = accumulator_range(config.acc_bits)
-    skip = {a for a, _ in plan.fused.values()}
+    skip = {a for a, _ in plan.fused.values()} | plan.folded
+
+    def encode(n: str, scale: float, vlo: int, vhi: int, bias: np.ndarray | None = None) -> None:
+        scales[n] = scale
+        if n in plan.encoded:
+            ops.append(_encoder(n, graph, plan, cb_of, scale, vlo, vhi, bias))
+
     for node in graph:
         n, op = node.name, node.op
+        frame = {"name": n, "inputs": list(node.inputs)}
         if op == "input":
             ops.append(InputEncode({"name": n, "inputs": [], "codebook": n},
                                    {"midpoints": torch.from_numpy(_quantized_midpoints(cb_of[n]))}))
-        elif op in ("linear", "conv2d"):
+        elif op in WEIGHTED_OPS:
             fold = config.bias_mode == "threshold" and n in plan.encoded and plan.final != n
             layer = weighted_layer(node, cb_of[node.inputs[0]], weights[n],
                                    config.for_layer(n, op), config, bias_in_acc=not fold)
             ops.append(layer)
-            scales[n] = math.ldexp(1.0, layer.spec["exponent"])
-            if n in plan.encoded:
-                bias = None if not fold else layer.bias.numpy()
-                ops.append(_encoder(n, plan, cb_of, scales[n], lo, hi, bias))
+            encode(n, math.ldexp(1.0, layer.spec["exponent"]), lo, hi,
+                   layer.bias.numpy() if fold else None)
         elif op == "avgpool2d":
             src = cb_of[node.inputs[0]]
             area = int(np.prod(node.params["kernel"]))
-            ops.append(AvgPoolSum({"name": n, "inputs": list(node.inputs), "codebook":
-                                   src.spec["name"], "kernel": list(node.params["kernel"]),
+            ops.append(AvgPoolSum({**frame, "codebook": src.spec["name"],
+                                   "kernel": list(node.params["kernel"]),
                                    "stride": list(node.params["stride"]),
                                    "padding": list(node.params["padding"])},
                                   {"input_values": src.values.clone()}))
-            scales[n] = src.scale / area
-            if n in plan.encoded:
-                ops.append(_encoder(n, plan, cb_of, scales[n], -WIDE, WIDE, None))
+            encode(n, src.scale / area, -WIDE, WIDE)
+        elif op == "adaptive_avgpool2d":
+            pool = _adaptive_avgpool(node, graph, cb_of[node.inputs[0]])
+            ops.append(pool)
+            encode(n, cb_of[node.inputs[0]].scale / pool.spec["multiple"], -WIDE, WIDE)
         elif op == "add":
             a, b = cb_of[node.inputs[0]], cb_of[node.inputs[1]]
             ea, eb = int(a.spec["exponent"]), int(b.spec["exponent"])
             e = min(ea, eb)
-            ops.append(AddAligned({"name": n, "inputs": list(node.inputs), "a_shift": ea - e,
-                                   "b_shift": eb - e},
+            ops.append(AddAligned({**frame, "a_shift": ea - e, "b_shift": eb - e},
                                   {"a_values": a.values.clone(), "b_values": b.values.clone()}))
-            scales[n] = math.ldexp(1.0, e)
-            if n in plan.encoded:
-                ops.append(_encoder(n, plan, cb_of, scales[n], -WIDE, WIDE, None))
-        elif op in ACTIVATIONS and n not in skip:
-            src, dst = cb_of[node.inputs[0]], cb_of[n]
-            table = nearest_codes(activate(op, src.quantized().numpy()), dst.quantized().numpy())
-            ops.append(CodeActivation({"name": n, "inputs": list(node.inputs), "activation": op,
-                                       "codebook": dst.spec["name"]},
-                                      {"table": torch.from_numpy(table)}))
+            encode(n, math.ldexp(1.0, e), -WIDE, WIDE)
+        elif op == "mul":
+            a, b = cb_of[node.inputs[0]], cb_of[node.inputs[1]]
+            table = a.values[:, None] * b.values[None, :]
+            ops.append(MulTable({**frame, "a_codebook": a.spec["name"],
+                                 "b_codebook": b.spec["name"]}, {"table": table.contiguous()}))
+            encode(n, a.scale * b.scale, -WIDE, WIDE)
+        elif op in ELEMENTWISE and n not in skip:
+            ops.append(_code_activation(node, graph, plan, cb_of))
         elif op == "maxpool2d":
             p = node.params
-            ops.append(MaxPoolCodes({"name": n, "inputs": list(node.inputs),
-                                     "kernel": list(p["kernel"]), "stride": list(p["stride"]),
-                                     "padding": list(p["padding"]),
+            ops.append(MaxPoolCodes({**frame, "kernel": list(p["kernel"]),
+                                     "stride": list(p["stride"]), "padding": list(p["padding"]),
                                      "dilation": list(p["dilation"]),
                                      "ceil_mode": p["ceil_mode"]}, {}))
+        elif op == "adaptive_maxpool2d":
+            ops.append(AdaptiveMaxPoolCodes({**frame, "output_size":
+                                             list(node.params["output_size"])}, {}))
         elif op == "reshape":
-            ops.append(Reshape({"name": n, "inputs": list(node.inputs),
-                                "shape": list(node.shape)}, {}))
+            ops.append(Reshape({**frame, "shape": list(node.shape)}, {}))
+        elif op == "permute":
+            ops.append(PermuteCodes({**frame, "dims": list(node.params["dims"])}, {}))
+        elif op == "slice":
+            ops.append(SliceCodes({**frame, "slices": [list(x) for x in node.params["slices"]],
+                                   "shape": list(node.shape)}, {}))
+        elif op == "concat":
+            ops.append(ConcatCodes({**frame, "dim": int(node.params["dim"])}, {}))
+        elif op == "pad":
+            cb = cb_of[n]
+            code = int(nearest_codes(np.array([float(node.params["value"])]),
+                                     cb.quantized().numpy())[0])
+            ops.append(PadCodes({**frame, "pad": list(node.params["pad"]), "code": code}, {}))
         elif op == "output":
             src = node.inputs[0]
             if src == plan.final:
@@ -183,14 +213,67 @@ def assemble(graph: CapturedGraph, plan: Plan, codebooks: dict[str, Codebook],
     return ops
 
 
-def _encoder(producer: str, plan: Plan, cb_of: dict[str, Codebook], scale: float, lo: int,
-             hi: int, bias: np.ndarray | None) -> Encode:
+def _function_params(node: CapturedNode) -> dict[str, Any]:
+    return {k: node.params[k] for k in FUNCTIONS.get(node.op, ())}
+
+
+def _encoder(producer: str, graph: CapturedGraph, plan: Plan, cb_of: dict[str, Codebook],
+             scale: float, lo: int, hi: int, bias: np.ndarray | None) -> Encode:
     act_node, act = plan.fused.get(producer, (producer, "identity"))
+    params = _function_params(graph[act_node]) if act_node != producer else {}
     dest = act_node
     cb = cb_of[dest]
-    th = thresholds(act, scale, _quantized_midpoints(cb), lo, hi)[None, :]
+    th = thresholds(act, scale, _quantized_midpoints(cb), lo, hi, params)[None, :]
     if bias is not None:  # bias folded into per-neuron thresholds (F8 "threshold")
         th = th - bias[:, None]
     spec = {"name": dest, "inputs": [producer], "activation": act, "scale": scale,
             "codebook": cb.spec["name"], "bias_folded": bias is not None}
+    if params:
+        spec["activation_params"] = params
     return Encode(spec, {"thresholds": torch.from_numpy(np.ascontiguousarray(th))})
+
+
+def _code_activation(node: CapturedNode, graph: CapturedGraph, plan: Plan,
+                     cb_of: dict[str, Codebook]) -> CodeActivation:
+    """The table of an element-wise function (and of the chain folded into it) on codes:
+    ``table[j] = nearest code of f(value_j)`` in the destination codebook, per channel when
+    the chain holds a per-channel affine (decision F14)."""
+    chain = [graph[c] for c in plan.chain.get(node.name, [])] + [node]
+    src, dst = cb_of[chain[0].inputs[0]], cb_of[node.name]
+    x = torch.from_numpy(src.quantized().numpy())
+    channels = next((c.weight.numel() for c in chain if c.op == "affine"), None)
+    if channels is not None:
+        x = x[None, :].expand(channels, -1)  # (C, u): every value of every channel
+    for c in chain:
+        if c.op == "affine":
+            x = x * c.weight.double()[:, None] + c.bias.double()[:, None]
+        elif c.op in ("relu", "sigmoid", "tanh"):
+            x = torch.from_numpy(activate(c.op, x.numpy()))
+        else:
+            x = apply(c.op, x, c.params)
+    table = nearest_codes(x.numpy(), dst.quantized().numpy())
+    spec: dict[str, Any] = {"name": node.name, "inputs": list(chain[0].inputs),
+                            "activation": node.op, "codebook": dst.spec["name"]}
+    params = _function_params(node)
+    if params:
+        spec["activation_params"] = params
+    if len(chain) > 1:
+        spec["chain"] = [c.name for c in chain[:-1]]
+    return CodeActivation(spec, {"table": torch.from_numpy(table)})
+
+
+def _adaptive_avgpool(node: CapturedNode, graph: CapturedGraph,
+                      src: Codebook) -> AdaptiveAvgPoolSum:
+    """Windows of PyTorch's adaptive pooling; ``multiple`` = lcm of their areas."""
+    _, h, w = graph[node.inputs[0]].shape
+    oh, ow = node.params["output_size"]
+    rows = [b - a for a, b in adaptive_windows(h, oh)]
+    cols = [b - a for a, b in adaptive_windows(w, ow)]
+    multiple = math.lcm(*(r * q for r in set(rows) for q in set(cols)))
+    bound = multiple * int(src.values.abs().max()) if src.values.numel() else 0
+    if bound >= 2**53:
+        raise ValueError(f"adaptive pooling {node.name!r}: window sums scaled to a common "
+                         f"multiple ({multiple}) exceed 2**53")
+    spec = {"name": node.name, "inputs": list(node.inputs), "codebook": src.spec["name"],
+            "input_size": [h, w], "output_size": [oh, ow], "multiple": multiple}
+    return AdaptiveAvgPoolSum(spec, {"input_values": src.values.clone()})

@@ -4,7 +4,8 @@ Steps (paper notes section 5; every choice is ours where the paper is silent, se
 ``docs/decisions.md``):
 
 1. **plan**: decide which values travel as codes, which ops produce integers (weighted layers,
-   average-pool sums, residual sums) and which activation each integer producer is fused with;
+   average-pool sums, residual sums, element-wise products) and which activation each integer
+   producer is fused with;
 2. **collect**: run the float network on calibration data and sample the values of every code
    tensor (seeded);
 3. **cluster**: input codebooks per code tensor, weight codebooks per layer (or per output
@@ -128,8 +129,9 @@ def collect_values(graph: CapturedGraph, batches: list[torch.Tensor], plan: Plan
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in plan.keys}
 
     def record(name: str, value: torch.Tensor) -> torch.Tensor:
-        if name in parts:
-            parts[name].append(sample_values(value, config.calibration_values, gen))
+        key = plan.origins.get(name)
+        if key is not None:
+            parts[key].append(sample_values(value, config.calibration_values, gen))
         return value
 
     run = forward if forward is not None else graph.forward

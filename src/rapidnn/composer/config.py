@@ -2,7 +2,7 @@
 
 Defaults are our reconstruction (``docs/decisions.md``, F1-F12); every one is an option.
 Overrides work like torch.ao's QConfigMapping: an entry keyed by a layer's name wins over one
-keyed by its type (``"linear"`` or ``"conv2d"``), which wins over the global values.
+keyed by its type (``"linear"``, ``"conv2d"`` or ``"conv1d"``), which wins over the global values.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-LAYER_TYPES = ("linear", "conv2d")
+LAYER_TYPES = ("linear", "conv2d", "conv1d")
 
 
 def _not_bool(value: Any) -> Any:

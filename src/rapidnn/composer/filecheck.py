@@ -33,7 +33,7 @@ from rapidnn.composer.ops import Codebook, ComposedOp, WeightedLayer
 from rapidnn.composer.plan import make_plan
 
 MAX_ELEMENTS = 2**24  # values of one node's output (one sample): bounds the dry run's memory
-_ARITY = {"input": 0, "add": 2}
+_ARITY: dict[str, int | None] = {"input": 0, "add": 2, "mul": 2, "concat": None}
 _RUN_ERRORS = (RuntimeError, ValueError, TypeError, IndexError, KeyError, OverflowError)
 
 
@@ -87,8 +87,9 @@ def check_graph(graph: CapturedGraph) -> None:
         if node.op in ("input", "output") and 0 < i < len(nodes) - 1:
             raise ManifestError(where, f"a second {node.op} node")
         arity = _ARITY.get(node.op, 1)
-        if len(node.inputs) != arity:
-            raise ManifestError(f"{where}.inputs", f"{node.op} takes {arity} input(s), "
+        if (len(node.inputs) < 2) if arity is None else (len(node.inputs) != arity):
+            want = "at least 2" if arity is None else arity
+            raise ManifestError(f"{where}.inputs", f"{node.op} takes {want} input(s), "
                                                    f"got {len(node.inputs)}")
         missing = [x for x in node.inputs if x not in seen]
         if missing:
@@ -104,19 +105,33 @@ def check_graph(graph: CapturedGraph) -> None:
 
 
 def _check_parameters(node: CapturedNode, where: str) -> None:
+    if node.op == "affine":
+        channels = node.shape[0]
+        for t, what in ((node.weight, "weight"), (node.bias, "bias")):
+            if t is None:
+                raise ManifestError(f"{where}.{what}", "missing tensor")
+            _finite_float(t, torch.float32, f"{where}.{what}")
+            if tuple(t.shape) != (channels,):
+                raise ManifestError(f"{where}.{what}", f"shape {list(t.shape)}, expected "
+                                                       f"[{channels}] (one per channel)")
+        return
     if node.op not in WEIGHTED_OPS:
         if node.weight is not None or node.bias is not None:
             raise ManifestError(where, f"a {node.op} node has no weight or bias tensor")
         return
     w, b = node.weight, node.bias
-    ndim = 2 if node.op == "linear" else 4
+    ndim = {"linear": 2, "conv1d": 3, "conv2d": 4}[node.op]
     if w is None:
         raise ManifestError(f"{where}.weight", "missing tensor")
     _finite_float(w, torch.float32, f"{where}.weight")
     if w.dim() != ndim or 0 in w.shape:
         raise ManifestError(f"{where}.weight", f"shape {list(w.shape)}; a {node.op} weight has "
                                                f"{ndim} non-empty dimensions")
-    if node.op == "conv2d" and tuple(w.shape[2:]) != tuple(node.params["kernel"]):
+    groups = int(node.params.get("groups", 1))
+    if node.op != "linear" and w.shape[0] % groups:
+        raise ManifestError(f"{where}.params.groups", f"{groups} groups do not divide "
+                                                      f"{w.shape[0]} output channels")
+    if node.op != "linear" and tuple(w.shape[2:]) != tuple(node.params["kernel"]):
         raise ManifestError(f"{where}.weight", f"kernel {list(w.shape[2:])} differs from the "
                                                f"node's kernel {list(node.params['kernel'])}")
     if b is not None:

@@ -21,7 +21,7 @@ from pydantic import (
     field_validator,
 )
 
-from rapidnn.composer.capture import ACTIVATIONS, POOLS, WEIGHTED_OPS
+from rapidnn.composer.capture import ELEMENTWISE, LAYOUT_OPS, POOLS, WEIGHTED_OPS
 from rapidnn.composer.ops import OP_TYPES
 
 FORMAT_NAME = "rapidnn.composed"
@@ -29,10 +29,12 @@ FORMAT_NAME = "rapidnn.composed"
 #: Version 1 files (no checksums) are still read and validated the same way.
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
-NODE_OPS = ("input", "output", *WEIGHTED_OPS, *ACTIVATIONS, *POOLS, "reshape", "add")
+NODE_OPS = ("input", "output", *WEIGHTED_OPS, *ELEMENTWISE, *POOLS, *LAYOUT_OPS, "add", "mul")
 MAX_NAME = 512  # characters of a node, op or codebook name
 MAX_DIM = 2**20  # one dimension of a captured shape
-MAX_WINDOW = 4096  # kernel, stride, padding, dilation of a captured op
+MAX_WINDOW = 2**20  # kernel, stride, padding, dilation of a captured op (a spatial mean's
+#                    window spans every position)
+MAX_INPUTS = 4096  # inputs of one node (a concatenation)
 
 
 class ManifestError(ValueError):
@@ -52,6 +54,14 @@ Padding = Annotated[list[Annotated[int, Field(ge=0, le=MAX_WINDOW)]],
                     Field(min_length=2, max_length=2)]
 
 
+Window1 = Annotated[list[Annotated[int, Field(ge=1, le=MAX_WINDOW)]],
+                    Field(min_length=1, max_length=1)]
+Padding1 = Annotated[list[Annotated[int, Field(ge=0, le=MAX_WINDOW)]],
+                     Field(min_length=1, max_length=1)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Groups = Annotated[int, Field(ge=1, le=MAX_DIM)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -65,6 +75,60 @@ class _Conv(_Weighted):
     stride: Window
     padding: Padding
     dilation: Window
+    groups: Groups | None = None
+
+
+class _Conv1d(_Weighted):
+    kernel: Window1
+    stride: Window1
+    padding: Padding1
+    dilation: Window1
+    groups: Groups | None = None
+
+
+class _Hardtanh(_Strict):
+    min_val: Finite
+    max_val: Finite
+
+
+class _LeakyRelu(_Strict):
+    negative_slope: Finite
+
+
+class _Gelu(_Strict):
+    approximate: Literal["none", "tanh"]
+
+
+class _Scale(_Strict):
+    factor: Finite
+
+
+class _Offset(_Strict):
+    value: Finite
+
+
+class _Adaptive(_Strict):
+    output_size: Window
+
+
+class _Permute(_Strict):
+    dims: Annotated[list[Annotated[int, Field(ge=0, le=7)]], Field(min_length=1, max_length=7)]
+
+
+class _Slice(_Strict):
+    slices: Annotated[list[Annotated[list[Annotated[int, Field(ge=0, le=MAX_DIM)]],
+                                     Field(min_length=3, max_length=3)]],
+                      Field(min_length=1, max_length=7)]
+
+
+class _Pad(_Strict):
+    pad: Annotated[list[Annotated[int, Field(ge=0, le=MAX_WINDOW)]],
+                   Field(min_length=2, max_length=6)]
+    value: Finite
+
+
+class _Concat(_Strict):
+    dim: Annotated[int, Field(ge=1, le=7)]
 
 
 class _MaxPool(_Strict):
@@ -87,7 +151,10 @@ class _NoParams(_Strict):
 
 #: the parameters each captured op carries (an op not listed carries none)
 NODE_PARAMS: dict[str, type[_Strict]] = {
-    "linear": _Weighted, "conv2d": _Conv, "maxpool2d": _MaxPool, "avgpool2d": _AvgPool,
+    "linear": _Weighted, "conv2d": _Conv, "conv1d": _Conv1d, "maxpool2d": _MaxPool,
+    "avgpool2d": _AvgPool, "adaptive_avgpool2d": _Adaptive, "adaptive_maxpool2d": _Adaptive,
+    "hardtanh": _Hardtanh, "leaky_relu": _LeakyRelu, "gelu": _Gelu, "scale": _Scale,
+    "offset": _Offset, "permute": _Permute, "slice": _Slice, "pad": _Pad, "concat": _Concat,
 }
 
 
@@ -96,7 +163,7 @@ class NodeEntry(_Strict):
 
     name: Name
     op: str
-    inputs: Annotated[list[Name], Field(max_length=2)]
+    inputs: Annotated[list[Name], Field(max_length=MAX_INPUTS)]
     shape: Annotated[list[Annotated[int, Field(ge=1, le=MAX_DIM)]], Field(min_length=1,
                                                                           max_length=8)]
     params: dict[str, Any]
@@ -113,7 +180,7 @@ class NodeEntry(_Strict):
 
 class _OpFrame(_Strict):
     name: Name
-    inputs: Annotated[list[Name], Field(max_length=2)]
+    inputs: Annotated[list[Name], Field(max_length=MAX_INPUTS)]
 
 
 class OpEntry(_Strict):

@@ -83,8 +83,17 @@ class InputEncode(ComposedOp):
         codes[self.name] = torch.bucketize(x.to(torch.float64), self.midpoints, right=False)
 
 
+def unfold_codes(t: torch.Tensor) -> torch.Tensor:
+    """``(N, C, *spatial, u)`` -> ``(N, C*u, *spatial)``: a one-hot code (or a table row) per
+    channel becomes ``u`` channels, so a convolution of one-hot codes with table rows is the
+    lookup-and-add sum (channel-major, so ``groups`` still split whole channels)."""
+    t = t.movedim(-1, 2)
+    return t.reshape(t.shape[0], -1, *t.shape[3:])
+
+
 class WeightedLayer(ComposedOp):
-    """Linear or Conv2d as product-table lookups and additions (paper notes 5, steps 3-4).
+    """Linear, Conv2d or Conv1d as product-table lookups and additions (paper notes 5, steps
+    3-4; a grouped or depthwise convolution adds over its group's channels only).
 
     ``acc[o] = sat( sum_k T[g(o), a[o,k], b[k]] + bias[o] )`` with ``a`` the weight codes,
     ``b`` the input codes, ``g(o)`` the table of neuron ``o`` (one table per layer, or per
@@ -122,9 +131,8 @@ class WeightedLayer(ComposedOp):
             peak = mat.abs().amax(-1).reshape(mat.shape[0], -1).sum(1)
             if self.spec["op"] == "linear":
                 mat = mat.reshape(mat.shape[0], -1)  # (O, K*u), k-major
-            else:  # (O, C, kh, kw, u) -> (O, C*u, kh, kw)
-                o, c, kh, kw, u = mat.shape
-                mat = mat.permute(0, 1, 4, 2, 3).reshape(o, c * u, kh, kw)
+            else:  # (O, C/g, *kernel, u) -> (O, C/g*u, *kernel)
+                mat = unfold_codes(mat)
         bound = int(peak.max()) + int(self.bias.abs().max()) if peak.numel() else 0
         dtype = torch.float32 if bound < FLOAT32_EXACT else torch.float64
         return mat.to(dtype), dtype
@@ -137,18 +145,19 @@ class WeightedLayer(ComposedOp):
         else:
             u = self.table.shape[-1]
             x = F.one_hot(b, u).to(dtype)
-            x = x.reshape(x.shape[0], -1) if self.spec["op"] == "linear" else (
-                x.permute(0, 1, 4, 2, 3).reshape(x.shape[0], -1, *x.shape[2:4]))
+            x = x.reshape(x.shape[0], -1) if self.spec["op"] == "linear" else unfold_codes(x)
         # the bias and the saturation are applied in the exact float dtype too (the bound of
         # dense() covers the bias; lo/hi are exact whenever saturation can bind), so the
         # accumulator is converted to int64 once
         bias = self.bias.to(dtype) if self.spec["bias_in_accumulator"] else None
         with exact_float_math():
-            if self.spec["op"] == "linear":
+            s = self.spec
+            if s["op"] == "linear":
                 acc = F.linear(x, mat, bias)
             else:
-                acc = F.conv2d(x, mat, bias, self.spec["stride"], self.spec["padding"],
-                               self.spec["dilation"])
+                conv = F.conv2d if s["op"] == "conv2d" else F.conv1d
+                acc = conv(x, mat, bias, s["stride"], s["padding"], s["dilation"],
+                           s.get("groups", 1))
         lo, hi = accumulator_range(self.spec["acc_bits"])
         return acc.clamp_(lo, hi).to(torch.int64)
 
@@ -226,12 +235,117 @@ class AddAligned(ComposedOp):
 
 
 class CodeActivation(ComposedOp):
-    """An activation applied to codes (not fused with a sum): one table lookup per value."""
+    """An element-wise function applied to codes (not fused with a sum; a chain of them is one
+    table): one table lookup per value, one table per channel when the chain holds a
+    per-channel affine."""
 
     kind = "code_activation"
 
     def run(self, codes, ints, x):
-        codes[self.name] = self.table[codes[self.inputs[0]]]
+        c = codes[self.inputs[0]]
+        if self.table.dim() == 1:
+            codes[self.name] = self.table[c]
+        else:  # one table per channel (a per-channel affine in the chain)
+            ch = torch.arange(c.shape[1], device=c.device).reshape(1, -1, *(1,) * (c.dim() - 2))
+            codes[self.name] = self.table[ch, c]
+
+
+class MulTable(ComposedOp):
+    """Element-wise product of two code tensors: one lookup in the table of their codebooks'
+    products ``T[i, j] = a_i * b_j`` (fixed point, value ``T * 2**(ea + eb)``); size-1
+    dimensions broadcast (a squeeze-and-excitation scale)."""
+
+    kind = "mul"
+
+    def run(self, codes, ints, x):
+        ints[self.name] = self.table[codes[self.inputs[0]], codes[self.inputs[1]]]
+
+
+def adaptive_windows(size: int, out: int) -> list[tuple[int, int]]:
+    """PyTorch's adaptive pooling windows ``[floor(i*size/out), ceil((i+1)*size/out))``."""
+    return [((i * size) // out, -(-((i + 1) * size) // out)) for i in range(out)]
+
+
+class AdaptiveAvgPoolSum(ComposedOp):
+    """Adaptive average pooling with windows of different sizes: per window, the sum of the
+    decoded values times ``L / area`` (``L`` = ``spec["multiple"]``, the least common multiple
+    of the window areas), so one integer scale ``input scale / L`` holds for every output."""
+
+    kind = "adaptive_avgpool_sum"
+
+    def programmed(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Window matrices ``(oh, H)``, ``(ow, W)`` and the per-output factors ``L / area``."""
+        return self.derived("windows", self._windows)
+
+    def _windows(self):
+        oh, ow = self.spec["output_size"]
+        h, w = self.spec["input_size"]
+        dev = self.input_values.device
+        mats = []
+        for size, out in ((h, oh), (w, ow)):
+            m = torch.zeros(out, size, dtype=torch.float64, device=dev)
+            for i, (a, b) in enumerate(adaptive_windows(size, out)):
+                m[i, a:b] = 1
+            mats.append(m)
+        area = mats[0].sum(1)[:, None] * mats[1].sum(1)[None, :]
+        return mats[0], mats[1], float(self.spec["multiple"]) / area
+
+    def run(self, codes, ints, x):
+        ph, pw, factor = self.programmed()
+        v = self.input_values.to(torch.float64)[codes[self.inputs[0]]]
+        total = torch.einsum("nchw,ih,jw->ncij", v, ph, pw) * factor  # exact: below 2**53
+        ints[self.name] = total.round().to(torch.int64)
+
+
+class AdaptiveMaxPoolCodes(ComposedOp):
+    """Adaptive max pooling on codes (the largest code of each window, any size ratio)."""
+
+    kind = "adaptive_maxpool"
+
+    def run(self, codes, ints, x):
+        c = codes[self.inputs[0]]
+        out = F.adaptive_max_pool2d(c.to(torch.float32), self.spec["output_size"])
+        codes[self.name] = out.to(torch.int64)
+
+
+class ConcatCodes(ComposedOp):
+    """torch.cat of code tensors of one shared codebook (no hardware work: a layout)."""
+
+    kind = "concat"
+
+    def run(self, codes, ints, x):
+        codes[self.name] = torch.cat([codes[i] for i in self.inputs], int(self.spec["dim"]))
+
+
+class SliceCodes(ComposedOp):
+    """Basic indexing / slicing (with steps), chunk and split on codes (a layout)."""
+
+    kind = "slice"
+
+    def run(self, codes, ints, x):
+        c = codes[self.inputs[0]]
+        index = (slice(None), *(slice(*s) for s in self.spec["slices"]))
+        codes[self.name] = c[index].reshape(c.shape[0], *self.spec["shape"])
+
+
+class PermuteCodes(ComposedOp):
+    """transpose / permute of the dimensions after the batch (a layout)."""
+
+    kind = "permute"
+
+    def run(self, codes, ints, x):
+        c = codes[self.inputs[0]]
+        codes[self.name] = c.permute(0, *(int(d) + 1 for d in self.spec["dims"]))
+
+
+class PadCodes(ComposedOp):
+    """Constant padding: new positions hold ``spec["code"]``, the code of the padding value."""
+
+    kind = "pad"
+
+    def run(self, codes, ints, x):
+        codes[self.name] = F.pad(codes[self.inputs[0]], list(self.spec["pad"]),
+                                 value=int(self.spec["code"]))
 
 
 class Reshape(ComposedOp):
@@ -263,7 +377,8 @@ class Output(ComposedOp):
 OP_TYPES: dict[str, type[ComposedOp]] = {
     cls.kind: cls
     for cls in (InputEncode, WeightedLayer, Encode, MaxPoolCodes, AvgPoolSum, AddAligned,
-                CodeActivation, Reshape, Output)
+                CodeActivation, Reshape, Output, MulTable, AdaptiveAvgPoolSum,
+                AdaptiveMaxPoolCodes, ConcatCodes, SliceCodes, PermuteCodes, PadCodes)
 }
 
 

@@ -139,7 +139,7 @@ class ClusterAwareModel(nn.Module):
     def forward(self, x: torch.Tensor,
                 record: Callable[[str, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
         env: dict[str, torch.Tensor] = {}
-        origins = {k for k in self.plan.codebook_of.values()}
+        origins = self.plan.origins
         for node in self.graph:
             if node.op == "input":
                 val = x
@@ -153,7 +153,7 @@ class ClusterAwareModel(nn.Module):
             if record is not None:
                 record(node.name, val)
             if node.name in origins:
-                val = self.snap(node.name, val)
+                val = self.snap(origins[node.name], val)
             env[node.name] = val
         raise RuntimeError("graph without output")
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from rapidnn.composer.codebook import (
@@ -17,6 +17,8 @@ from rapidnn.composer.codebook import (
 @settings(max_examples=50, deadline=None)
 @given(st.lists(st.floats(-100, 100, allow_nan=False), min_size=1, max_size=50),
        st.integers(2, 12))
+@example(values=[5e-324], bits=2)  # a denormal peak: peak / qmax underflowed to 0
+@example(values=[2.0**-1070, -(2.0**-1060)], bits=12)
 def test_fixed_point_fits_and_is_tight(values, bits):
     v = np.asarray(values)
     fmt = fixed_point_for(v, bits)

@@ -159,7 +159,7 @@ class ProcessingCrossbar:
         g = self.geometry
         if g.op == "linear":
             return F.linear(x, m, bias)
-        return F.conv2d(x, m, bias, g.stride, g.padding, g.dilation)
+        return F.conv2d(x, m, bias, g.stride, g.padding, g.dilation, g.groups)
 
     def _program(self) -> tuple[torch.Tensor, torch.Tensor, int, int, torch.dtype | None]:
         """Operand matrix, input decode table, bounds and exact dtype (built once)."""
@@ -263,9 +263,10 @@ class ProcessingCrossbar:
         a = _onehot(xb.codes, w)  # (O, C, kh, kw, w)
         o, ch, kh, kw, _ = a.shape
         weight = a.permute(0, 4, 1, 2, 3).reshape(o * w, ch, kh, kw).repeat(u, 1, 1, 1)
-        x = _onehot(b, u).permute(0, 4, 1, 2, 3).reshape(n, u * ch, *b.shape[2:])
+        # input channels u-major, then the layer's groups: u * groups convolution groups
+        x = _onehot(b, u).permute(0, 4, 1, 2, 3).reshape(n, u * ch * g.groups, *b.shape[2:])
         with exact_float_math():
-            c = F.conv2d(x, weight, None, g.stride, g.padding, g.dilation, groups=u)
+            c = F.conv2d(x, weight, None, g.stride, g.padding, g.dilation, groups=u * g.groups)
         p = c.shape[-2] * c.shape[-1]
         return c.reshape(n, u, o, w, p).permute(0, 2, 4, 3, 1)
 

@@ -24,15 +24,17 @@ import torch
 
 @dataclass
 class Geometry:
-    """Shape facts of a weighted layer: linear (K inputs) or conv2d (C x H x W -> O x Ho x Wo)."""
+    """Shape facts of a weighted layer: linear (K inputs) or conv2d (C x H x W -> O x Ho x Wo,
+    ``groups`` of C/groups input channels each; a Conv1d runs as a conv2d of height 1)."""
 
     op: str
     out: int
-    fan_in: int  # products per output value without padding (K, or C*kh*kw)
+    fan_in: int  # products per output value without padding (K, or C/groups*kh*kw)
     stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int] = (0, 0)
     dilation: tuple[int, int] = (1, 1)
     kernel: tuple[int, int] = (1, 1)
+    groups: int = 1
 
 
 class ProductTableCrossbar:

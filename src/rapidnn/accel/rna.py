@@ -26,6 +26,7 @@ event totals of a batch (counting strategy); definitions in ``docs/simulator.md`
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +45,7 @@ from rapidnn.accel.config import SimConfig
 from rapidnn.accel.crossbar import Geometry, ProductTableCrossbar
 from rapidnn.accel.events import Events, LayerInfo
 from rapidnn.accel.mapping import LayerDemand, LayerMap, map_layer
+from rapidnn.composer.ops import adaptive_windows
 
 
 class Env:
@@ -256,6 +258,7 @@ def _valid_products(geom: Geometry, in_shape: tuple[int, ...]) -> torch.Tensor:
     if geom.op == "linear":
         return torch.tensor([geom.fan_in], dtype=torch.int64)
     c, h, w = in_shape
+    c //= geom.groups  # an output value adds over its group's channels only
     ones = torch.ones(1, c, h, w, dtype=torch.float64)
     k = torch.ones(1, c, *geom.kernel, dtype=torch.float64)
     cnt = F.conv2d(ones, k, None, geom.stride, geom.padding, geom.dilation)
@@ -275,14 +278,20 @@ class WeightedStage(EncodedStage):
         s = op.spec
         self.name, self.src = op.name, op.inputs[0]
         self.config = config
-        self.conv = s["op"] == "conv2d"
+        self.conv = s["op"] in ("conv2d", "conv1d")
+        self.conv1d = s["op"] == "conv1d"  # runs as a conv2d of height 1
         codes = op.weight_codes
         fan_in = int(codes[0].numel())
         geom = Geometry(s["op"], int(codes.shape[0]), fan_in)
         if self.conv:
-            geom = Geometry("conv2d", int(codes.shape[0]), fan_in, tuple(s["stride"]),
-                            tuple(s["padding"]), tuple(s["dilation"]),
-                            tuple(codes.shape[2:4]))
+            one = (lambda v, first: (first, int(v[0]))) if self.conv1d else (
+                lambda v, first: (int(v[0]), int(v[1])))
+            if self.conv1d:
+                codes = codes.unsqueeze(2)
+                in_shape = (in_shape[0], 1, in_shape[1])
+            geom = Geometry("conv2d", int(codes.shape[0]), fan_in, one(s["stride"], 1),
+                            one(s["padding"], 0), one(s["dilation"], 1),
+                            tuple(codes.shape[2:4]), int(s.get("groups", 1)))
         self.xbar = ProductTableCrossbar(op.table, codes, op.weight_values, op.input_values,
                                          int(s["entry_bits"]), geom)
         self.acc_bits = int(s["acc_bits"])
@@ -381,25 +390,34 @@ class WeightedStage(EncodedStage):
     def needs(self) -> dict[str, str]:
         return {self.src: "vals" if self.use_values else "codes"}
 
+    def _lift(self, t: torch.Tensor) -> torch.Tensor:
+        """A Conv1d's (N, C, L) input as the (N, C, 1, L) input of its height-1 conv2d."""
+        return t.unsqueeze(2) if self.conv1d else t
+
+    def _drop(self, t: torch.Tensor) -> torch.Tensor:
+        return t.squeeze(2) if self.conv1d else t
+
     def run(self, env: Env, x: torch.Tensor) -> Events | None:
         ev = None
         if self.use_values:
             enc = self.encoder
+            vals = self._lift(env.values(self.src))
             if self.fold_offset and enc is not None:
                 # accumulators are not recorded: sum + bias - vlo straight into the AM
-                shifted = self.adder.accumulate_values(env.values(self.src), -enc.am.vlo)
+                shifted = self.adder.accumulate_values(vals, -enc.am.vlo)
                 if shifted is not None and shifted.is_floating_point():
-                    enc.emit_offset(env, shifted)
+                    enc.emit_offset(env, self._drop(shifted))
                     return None
-            acc = self.adder.accumulate_values(env.values(self.src))
+            acc = self.adder.accumulate_values(vals)
         else:
-            b = env.codes[self.src]
+            b = self._lift(env.codes[self.src])
             sums = None
             if self.config.strategy == "counting":
                 sums, ev = self._counting(b)
             if sums is None:
                 sums = self.adder.sum_products(b)
             acc = self.adder.saturate(sums)
+        acc = self._drop(acc)
         env.ints[self.name] = acc
         if self.encoder is not None:
             self.encoder.emit(env, acc)
@@ -585,9 +603,10 @@ class CodeActivationStage(Stage):
         self.table = op.table.to(torch.int64)
         self.values = int(math.prod(shape))
         self.bits = code_bits(next_clusters)
+        tables = 1 if self.table.dim() == 1 else int(self.table.shape[0])
         self.info = LayerInfo(op.name, "activation", neurons=self.values,
                               input_clusters=clusters, weight_clusters=1,
-                              entry_bits=self.bits, tables=1)
+                              entry_bits=self.bits, tables=tables)
         self.place(LayerDemand("lookup", values=self.values), SimConfig())
         self.static = Events(table_lookups=self.values, bits_moved_tile=self.values * self.bits,
                              cells_written=self.values * self.bits)
@@ -599,7 +618,191 @@ class CodeActivationStage(Stage):
         return self.name
 
     def run(self, env: Env, x: torch.Tensor) -> Events | None:
-        env.codes[self.name] = self.table[env.codes[self.src]]
+        c = env.codes[self.src]
+        if self.table.dim() == 1:
+            env.codes[self.name] = self.table[c]
+        else:  # one table per channel
+            ch = torch.arange(c.shape[1], device=c.device).reshape(1, -1, *(1,) * (c.dim() - 2))
+            env.codes[self.name] = self.table[ch, c]
+        return None
+
+
+class LayoutStage(Stage):
+    """concat / slice / permute / pad of code tensors: an addressing change, no hardware work
+    and no trace layer (like a reshape; padding positions read a fixed code). Applied to the
+    codes and to the decoded values alike, whichever the consumers read."""
+
+    def __init__(self, op, decode: torch.Tensor) -> None:
+        self.name, self.srcs = op.name, list(op.inputs)
+        self.kind, self.spec = type(op).kind, op.spec
+        self.pad_value = None
+        if self.kind == "pad":
+            self.pad_value = decode[int(op.spec["code"])]
+
+    def needs(self) -> dict[str, str]:
+        # a concatenation joins its inputs in one form: codes (values are decoded on demand)
+        return dict.fromkeys(self.srcs, "codes" if self.kind == "concat" else "pass")
+
+    def produced(self) -> str | None:
+        return self.name
+
+    def _layout(self, parts: list[torch.Tensor], value: Any) -> torch.Tensor:
+        s, c = self.spec, parts[0]
+        if self.kind == "concat":
+            return torch.cat(parts, int(s["dim"]))
+        if self.kind == "slice":
+            index = (slice(None), *(slice(*t) for t in s["slices"]))
+            return c[index].reshape(c.shape[0], *s["shape"])
+        if self.kind == "permute":
+            return c.permute(0, *(int(d) + 1 for d in s["dims"]))
+        return F.pad(c, list(s["pad"]), value=value)
+
+    def run(self, env: Env, x: torch.Tensor) -> None:
+        if all(i in env.codes for i in self.srcs):
+            env.codes[self.name] = self._layout([env.codes[i] for i in self.srcs],
+                                                int(self.spec.get("code", 0)))
+        if self.kind != "concat" and all(i in env.vals for i in self.srcs):
+            value = None if self.pad_value is None else self.pad_value.item()
+            env.vals[self.name] = self._layout([env.vals[i] for i in self.srcs], value)
+
+
+class MulStage(EncodedStage):
+    """Element-wise product of two code tensors: one lookup per value in the product table of
+    the two codebooks (``u_a x u_b`` entries, a crossbar table like a layer's), re-encoded by the
+    encoder AM; size-1 dimensions broadcast (the same code is read for every position)."""
+
+    def __init__(self, op, encoder_op, shape: tuple[int, ...], clusters: tuple[int, int],
+                 next_clusters: int, config: SimConfig,
+                 decode_next: torch.Tensor | None = None) -> None:
+        self.name, self.srcs = op.name, list(op.inputs)
+        self.table = op.table.to(torch.int64)
+        self.values = int(math.prod(shape))
+        peak = int(self.table.abs().max()) if self.table.numel() else 0
+        width = signed_bits(peak)
+        self.encoder = None
+        if encoder_op is not None:
+            self.encoder = Encoder(encoder_op, int(self.table.min()), int(self.table.max()),
+                                   next_clusters, config, op.name, decode_next)
+        ev = Events(table_lookups=float(self.values), product_writes=float(self.values))
+        _finish(ev, width, 0.0)
+        if self.encoder is not None:
+            ev.add(self.encoder.events(self.values))
+        self.static = ev
+        enc = self.encoder
+        positions = int(math.prod(shape[1:])) if len(shape) >= 2 else 1
+        self.info = LayerInfo(op.name, "mul", neurons=self.values, positions=positions,
+                              weight_clusters=clusters[0], input_clusters=clusters[1],
+                              entry_bits=width, tables=1, acc_bits=width,
+                              am_rows=enc.rows_per_search if enc else 0,
+                              am_bits=enc.bits_per_search if enc else 0)
+        am = self.encoder.demand() if self.encoder is not None else {}
+        self.place(LayerDemand(
+            "mul", values=self.values // positions, positions=positions, rows_per_value=1,
+            entry_bits=width, acc_bits=width, exact_entry_bits=width,
+            table_bits=int(self.table.numel()) * width, **am), config)
+
+    def needs(self) -> dict[str, str]:
+        return dict.fromkeys(self.srcs, "codes")
+
+    def run(self, env: Env, x: torch.Tensor) -> Events | None:
+        total = self.table[env.codes[self.srcs[0]], env.codes[self.srcs[1]]]
+        env.ints[self.name] = total
+        if self.encoder is not None:
+            self.encoder.emit(env, total)
+        return None
+
+
+class AdaptiveAvgPoolStage(EncodedStage):
+    """Adaptive average pooling: per window, lookups of the decoded values scaled by
+    ``L / area`` (one decode table per distinct factor), NOR adder tree, encoder AM."""
+
+    def __init__(self, op, encoder_op, in_shape: tuple[int, ...], clusters: int,
+                 next_clusters: int, config: SimConfig,
+                 decode_next: torch.Tensor | None = None) -> None:
+        self.name, self.src, self.op = op.name, op.inputs[0], op
+        c = int(in_shape[0])
+        ph, pw, factor = op.programmed()
+        area = ph.sum(1)[:, None] * pw.sum(1)[None, :]  # (oh, ow) window sizes
+        self.positions = int(area.numel())
+        self.values = c * self.positions
+        decode = op.input_values.to(torch.int64)
+        fmax = int(factor.max())
+        peak = int(decode.abs().max()) * fmax if decode.numel() else 0
+        self.entry_bits = signed_bits(peak)
+        vmax = int(decode.max().clamp(min=0)) * int(op.spec["multiple"])
+        vmin = int(decode.min().clamp(max=0)) * int(op.spec["multiple"])
+        self.encoder = None
+        if encoder_op is not None:
+            self.encoder = Encoder(encoder_op, vmin, vmax, next_clusters, config, op.name,
+                                   decode_next)
+        hist = {k: v * c for k, v in _hist(area.round().to(torch.int64)).items()}
+        ev = _tree_events(hist, self.entry_bits, config.blocks.proc_rows, None, config)
+        ev.table_lookups = ev.product_writes = float(area.sum()) * c
+        _finish(ev, self.entry_bits, ev.bits_moved_block)
+        if self.encoder is not None:
+            ev.add(self.encoder.events(self.values))
+        self.static = ev
+        enc = self.encoder
+        window = int(area.max())
+        acc = signed_bits(max(abs(vmin), abs(vmax)))
+        self.info = LayerInfo(
+            op.name, "avgpool", neurons=self.values, fan_in=window, positions=self.positions,
+            weight_clusters=len(torch.unique(factor)), input_clusters=clusters,
+            entry_bits=self.entry_bits, tables=1, acc_bits=acc,
+            am_rows=enc.rows_per_search if enc else 0, am_bits=enc.bits_per_search if enc else 0)
+        am = self.encoder.demand() if self.encoder is not None else {}
+        tables = len(torch.unique(factor))
+        self.place(LayerDemand(
+            "avgpool", values=c, positions=self.positions, rows_per_value=window,
+            entry_bits=self.entry_bits, acc_bits=acc, exact_entry_bits=self.entry_bits,
+            table_bits=int(decode.numel()) * tables * self.entry_bits, **am), config)
+
+    def needs(self) -> dict[str, str]:
+        return {self.src: "codes"}
+
+    def run(self, env: Env, x: torch.Tensor) -> Events | None:
+        ph, pw, factor = self.op.programmed()
+        v = self.op.input_values.to(torch.float64)[env.codes[self.src]]
+        total = (torch.einsum("nchw,ih,jw->ncij", v, ph, pw) * factor).round().to(torch.int64)
+        env.ints[self.name] = total
+        if self.encoder is not None:
+            self.encoder.emit(env, total)
+        return None
+
+
+class AdaptiveMaxPoolStage(Stage):
+    """Adaptive max pooling on codes: one pooling-AM search per pooled value over its window."""
+
+    def __init__(self, op, in_shape: tuple[int, ...], clusters: int, config: SimConfig) -> None:
+        self.name, self.src = op.name, op.inputs[0]
+        self.size = tuple(int(v) for v in op.spec["output_size"])
+        c, h, w = in_shape
+        rows = [b - a for a, b in adaptive_windows(h, self.size[0])]
+        cols = [b - a for a, b in adaptive_windows(w, self.size[1])]
+        self.positions = len(rows) * len(cols)
+        self.values = c * self.positions
+        written = float(sum(rows) * sum(cols)) * c
+        window = max(rows) * max(cols)
+        self.info = LayerInfo(op.name, "maxpool", neurons=self.values, fan_in=window,
+                              positions=self.positions, input_clusters=clusters)
+        self.place(LayerDemand("maxpool", values=c, positions=self.positions,
+                               pool_window=window), config)
+        cb = code_bits(clusters)
+        self.static = Events(pool_searches=self.values, bits_moved_tile=self.values * cb,
+                             cells_written=(written + self.values) * cb)
+
+    def needs(self) -> dict[str, str]:
+        return {self.src: "pass"}
+
+    def produced(self) -> str | None:
+        return self.name
+
+    def run(self, env: Env, x: torch.Tensor) -> Events | None:
+        for store in (env.codes, env.vals):
+            c = store.get(self.src)
+            if c is not None:
+                out = F.adaptive_max_pool2d(c.to(torch.float64), self.size)
+                store[self.name] = out.to(c.dtype)
         return None
 
 

@@ -26,12 +26,16 @@ from rapidnn.accel.config import SimConfig
 from rapidnn.accel.events import Events, merge_traces
 from rapidnn.accel.mapping import LayerMap
 from rapidnn.accel.rna import (
+    AdaptiveAvgPoolStage,
+    AdaptiveMaxPoolStage,
     AddStage,
     AvgPoolStage,
     CodeActivationStage,
     Env,
     InputStage,
+    LayoutStage,
     MaxPoolStage,
+    MulStage,
     OutputStage,
     ReshapeStage,
     Stage,
@@ -40,14 +44,21 @@ from rapidnn.accel.rna import (
 from rapidnn.accel.trace import LayerTrace, Trace
 from rapidnn.composer.composed import ComposedModel, check_input
 from rapidnn.composer.ops import (
+    AdaptiveAvgPoolSum,
+    AdaptiveMaxPoolCodes,
     AddAligned,
     AvgPoolSum,
     CodeActivation,
+    ConcatCodes,
     Encode,
     InputEncode,
     MaxPoolCodes,
+    MulTable,
     Output,
+    PadCodes,
+    PermuteCodes,
     Reshape,
+    SliceCodes,
     WeightedLayer,
 )
 
@@ -147,6 +158,22 @@ class Simulator:
             elif isinstance(op, AddAligned):
                 enc, nxt, dec = encoder(op.name)
                 stages.append(AddStage(op, enc, shape(op.name), nxt, cfg, dec))
+            elif isinstance(op, ConcatCodes | SliceCodes | PermuteCodes | PadCodes):
+                inherit(op.name, op.inputs[0])
+                stages.append(LayoutStage(op, decode[op.name]))
+            elif isinstance(op, MulTable):
+                enc, nxt, dec = encoder(op.name)
+                stages.append(MulStage(op, enc, shape(op.name), (clusters[op.inputs[0]],
+                                                                 clusters[op.inputs[1]]),
+                                       nxt, cfg, dec))
+            elif isinstance(op, AdaptiveAvgPoolSum):
+                enc, nxt, dec = encoder(op.name)
+                stages.append(AdaptiveAvgPoolStage(op, enc, shape(op.inputs[0]),
+                                                   clusters[op.inputs[0]], nxt, cfg, dec))
+            elif isinstance(op, AdaptiveMaxPoolCodes):
+                inherit(op.name, op.inputs[0])
+                stages.append(AdaptiveMaxPoolStage(op, shape(op.inputs[0]), clusters[op.name],
+                                                   cfg))
             elif isinstance(op, CodeActivation):
                 book(op.name, op.spec["codebook"])
                 stages.append(CodeActivationStage(op, shape(op.name), clusters[op.inputs[0]],

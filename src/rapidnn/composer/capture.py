@@ -539,9 +539,8 @@ class _Converter:
     def pad(self, node: torch.fx.Node, pad: list[int], value: float, source: str) -> None:
         pad = [int(p) for p in pad]
         inp = self.src(node.args[0], node)
-        if len(pad) % 2 or len(pad) // 2 > len(self.shape_of(inp)) - 1:
-            raise _unsupported(node, "padding may change the dimensions after the channel "
-                                     "dimension only")
+        if len(pad) % 2 or len(pad) // 2 > len(self.shape_of(inp)):
+            raise _unsupported(node, "padding may not change the batch dimension")
         if any(p < 0 for p in pad):
             raise _unsupported(node, "negative padding (cropping): use slicing")
         if not math.isfinite(value):

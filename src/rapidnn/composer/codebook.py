@@ -38,6 +38,9 @@ class FixedPoint:
         return math.ldexp(1.0, self.exponent)
 
 
+MIN_EXPONENT = -1074  # 2**-1074, the smallest positive float64
+
+
 def fixed_point_for(values: np.ndarray, bits: int, signed: bool | None = None) -> FixedPoint:
     """Smallest power-of-two scale at which every value fits in ``bits`` (symmetric range).
 
@@ -52,9 +55,12 @@ def fixed_point_for(values: np.ndarray, bits: int, signed: bool | None = None) -
     peak = float(np.abs(values).max()) if values.size else 0.0
     if peak == 0.0:
         return FixedPoint(bits, signed, 0)
-    exponent = math.ceil(math.log2(peak / qmax))
-    if peak / math.ldexp(1.0, exponent) > qmax:  # log2 round-off at an exact power of two
+    ratio = peak / qmax
+    # a denormal peak can underflow the ratio to 0: take the logarithms apart then
+    exponent = math.ceil(math.log2(ratio) if ratio > 0 else math.log2(peak) - math.log2(qmax))
+    while math.ldexp(peak, -exponent) > qmax:  # log2 round-off (peak / 2**exponent, exact)
         exponent += 1
+    exponent = max(exponent, MIN_EXPONENT)  # the scale itself must be a float above zero
     return FixedPoint(bits, signed, exponent)
 
 

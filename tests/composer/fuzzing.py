@@ -59,6 +59,7 @@ class Sample:
 
 def make_samples(tmp: Path) -> list[Sample]:
     """Small composed models covering every op kind, saved and read back as bytes."""
+    from operator_models import make as make_zoo  # tests/composer (beside this file)
     from sim_models import CodesOut, Residual  # tests/accel (on sys.path)
 
     from rapidnn.workloads.models import LeNet5, mlp
@@ -76,6 +77,9 @@ def make_samples(tmp: Path) -> list[Sample]:
         ("codes-out-maxpool", CodesOut().eval(), (1, 5, 5),
          {"weight_clusters": 4, "input_clusters": 4, "raw_input": "uniform"}),
     ]
+    for zoo in ("mobile", "dense", "shuffle", "shortcut", "signal"):  # the CNN zoo operators
+        net, shape = make_zoo(zoo)
+        cases.append((f"zoo-{zoo}", net, shape, {"weight_clusters": 4, "input_clusters": 4}))
     samples = []
     for name, net, shape, opts in cases:
         cal = [torch.randn(8, *shape, generator=gen) for _ in range(2)]

@@ -242,3 +242,27 @@ def test_attention_is_out_of_scope():
 
     with pytest.raises(UnsupportedOperationError, match="out of scope"):
         capture(Net().eval(), torch.randn(2, 3, 8))
+
+
+@torch.fx.wrap
+def stochastic_depth(x, p, mode, training=True):  # torchvision.ops' signature, fx-wrapped
+    return x
+
+
+stochastic_depth.__module__ = "torchvision.ops.stochastic_depth"
+
+
+def test_stochastic_depth_and_shape_assertions_are_identity_at_inference():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(3, 4, 3, padding=1), nn.Linear(4, 2)
+
+        def forward(self, x):
+            torch._assert(x.shape[1] == 3, "three channels")
+            y = stochastic_depth(F.relu(self.conv(x)), 0.2, "row", self.training)
+            return self.fc(y.mean([2, 3]))
+
+    ops = [n.op for n in capture(Net().eval(), torch.randn(2, 3, 6, 6))]
+    assert ops == ["input", "conv2d", "relu", "reshape", "avgpool2d", "reshape", "linear",
+                   "output"]

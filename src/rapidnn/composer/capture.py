@@ -222,7 +222,9 @@ _OUT_OF_SCOPE_FUNCTIONS = (F.layer_norm, F.group_norm, F.scaled_dot_product_atte
                            F.multi_head_attention_forward, torch.matmul, torch.bmm,
                            operator.matmul, torch.softmax, F.softmax)
 _STATIC_ARITHMETIC = (operator.floordiv, operator.mul, operator.add, operator.sub,
-                      operator.truediv, operator.mod, operator.neg)
+                      operator.truediv, operator.mod, operator.neg, operator.eq, operator.ne,
+                      operator.lt, operator.le, operator.gt, operator.ge, operator.not_,
+                      operator.and_, operator.or_)
 
 
 def _unsupported(node: torch.fx.Node, why: str = "") -> UnsupportedOperationError:
@@ -397,6 +399,9 @@ class _Converter:
             elif kind == "call_method":
                 self.method(node)
             elif kind == "get_attr":
+                if any(u.target in _OUT_OF_SCOPE_FUNCTIONS for u in node.users):
+                    raise _out_of_scope(node, f"parameter {node.target} of a normalisation or "
+                                              f"attention layer")
                 raise _unsupported(node, "parameters used outside a supported layer")
             else:  # pragma: no cover - fx has no other node kinds
                 raise _unsupported(node)
@@ -572,6 +577,16 @@ class _Converter:
             raise _unsupported(node, f"attribute {node.args[1]!r}")
         if fn in _STATIC_ARITHMETIC and _meta_shape(node) is None:
             self.static[name] = fn(*(self.value(a, node) for a in node.args))
+            return
+        if fn is torch._assert and _meta_shape(node) is None:
+            if not self.value(node.args[0], node):  # a shape check torch.fx kept: true here
+                raise _unsupported(node, "an assertion on the shapes fails")
+            return
+        if getattr(fn, "__name__", "") == "stochastic_depth" and \
+                str(getattr(fn, "__module__", "")).startswith("torchvision"):
+            if self.value(_arg(node, 3, "training", True), node):  # pragma: no cover - eval
+                raise _unsupported(node, "stochastic depth in training mode")
+            self.alias[name] = self.src(node.args[0], node)  # identity at inference
             return
         source = getattr(fn, "__name__", str(fn))
         if fn in _PLAIN_FUNCTIONS:

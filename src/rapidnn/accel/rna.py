@@ -194,6 +194,12 @@ class EncodedStage(Stage):
         if self.encoder is not None:
             self.encoder.want_codes, self.encoder.want_vals = codes, vals
 
+    def finish(self, env: Env, total: torch.Tensor) -> None:
+        """Store the integers and search them in the encoder AM (if any)."""
+        env.ints[self.name] = total
+        if self.encoder is not None:
+            self.encoder.emit(env, total)
+
 
 class InputStage(Stage):
     """Raw input -> codes by the input AM (one search per input value)."""
@@ -538,9 +544,7 @@ class AvgPoolStage(EncodedStage):
         else:
             v = self.decode[env.codes[self.src]]
             total = window_sums(v, self.kernel, self.stride, self.padding)
-        env.ints[self.name] = total
-        if self.encoder is not None:
-            self.encoder.emit(env, total)
+        self.finish(env, total)
         return None
 
 
@@ -589,9 +593,7 @@ class AddStage(EncodedStage):
         a = self.av[env.codes[self.srcs[0]]] << self.sa
         b = self.bv[env.codes[self.srcs[1]]] << self.sb
         total = a + b
-        env.ints[self.name] = total
-        if self.encoder is not None:
-            self.encoder.emit(env, total)
+        self.finish(env, total)
         return None
 
 
@@ -706,9 +708,7 @@ class MulStage(EncodedStage):
 
     def run(self, env: Env, x: torch.Tensor) -> Events | None:
         total = self.table[env.codes[self.srcs[0]], env.codes[self.srcs[1]]]
-        env.ints[self.name] = total
-        if self.encoder is not None:
-            self.encoder.emit(env, total)
+        self.finish(env, total)
         return None
 
 
@@ -764,9 +764,7 @@ class AdaptiveAvgPoolStage(EncodedStage):
         ph, pw, factor = self.op.programmed()
         v = self.op.input_values.to(torch.float64)[env.codes[self.src]]
         total = (torch.einsum("nchw,ih,jw->ncij", v, ph, pw) * factor).round().to(torch.int64)
-        env.ints[self.name] = total
-        if self.encoder is not None:
-            self.encoder.emit(env, total)
+        self.finish(env, total)
         return None
 
 

@@ -131,6 +131,58 @@ def simulate_cmd(
         console.print(f"    {key:<22} {value:,.0f}")
 
 
+@app.command("compose")
+def compose_cmd(
+    model: Annotated[str, typer.Argument(help="an .onnx file (one float input, batch first)")],
+    calibration: Annotated[str, typer.Option(help="a .npz file: inputs as array 'x' (or its "
+                                                  "only array), batch first")],
+    out: Annotated[str | None, typer.Option(help="the .rapidnn file to write (default: the "
+                                                 "model's name with .rapidnn, here)")] = None,
+    weight_clusters: Annotated[int, typer.Option("-w", "--weight-clusters", min=2, max=256,
+                                                 help="w")] = 16,
+    input_clusters: Annotated[int, typer.Option("-u", "--input-clusters", min=2, max=256,
+                                                help="u")] = 16,
+    seed: Annotated[int, typer.Option(min=0, help="seed of sampling and k-means")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Compose an ONNX model into a .rapidnn file, clustering inputs on the calibration data.
+
+    Example: rapidnn compose net.onnx --calibration calib.npz -w 16 -u 16 --out net.rapidnn
+    """
+    from pathlib import Path
+
+    import torch
+
+    from rapidnn.composer.compose import compose
+    from rapidnn.data.arrays import read_npz
+
+    with user_errors():
+        target = out if out is not None else Path(model).with_suffix(".rapidnn").name
+        if not target.endswith(".rapidnn"):
+            raise ValueError(f"--out {target}: a composed model is written as a .rapidnn file")
+        check_output(target)
+        x, _ = read_npz(calibration)
+        composed = compose(model, list(torch.from_numpy(x).split(256)), weight_clusters,
+                           input_clusters,
+                           seed=seed)
+        composed.metadata.update({"onnx": Path(model).name,
+                                  "calibration": Path(calibration).name})
+        composed.save(target)
+    memory = composed.memory()
+    figures = {"model": model, "out": target, "layers": composed.layer_names(),
+               "weight_clusters": weight_clusters, "input_clusters": input_clusters,
+               "calibration_inputs": len(x), "total_bits": memory["total_bits"],
+               "bits_per_neuron": memory["bits_per_neuron"]}
+    if as_json:
+        print_json(figures)
+        return
+    Console(soft_wrap=True).print(
+        f"composed {model} (w={weight_clusters}, u={input_clusters}, {len(x)} calibration "
+        f"inputs): {len(figures['layers'])} weighted layers, "
+        f"{memory['total_bits'] / 8 / 1024:.1f} KiB, {memory['bits_per_neuron'] / 8:.1f} "
+        f"bytes/neuron -> {target}")
+
+
 @app.command("estimate")
 def estimate_cmd(
     model: Annotated[str, typer.Argument(help="a .rapidnn file")],

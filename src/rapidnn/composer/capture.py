@@ -9,6 +9,8 @@ shape-propagation run on an example input. Anything else fails with
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import operator
 from collections.abc import Callable
@@ -283,7 +285,8 @@ def capture(model: nn.Module, example_input: torch.Tensor) -> CapturedGraph:
     finally:
         model.train(was_training)
     try:
-        with torch.no_grad():
+        # ShapeProp prints the traceback of a failing node itself: kept off the user's terminal
+        with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
             ShapeProp(gm).propagate(example_input.detach().float().cpu())
     except Exception as exc:  # the example input does not fit the model
         cause = exc.__cause__ or exc

@@ -16,6 +16,7 @@ Steps (paper notes section 5; every choice is ours where the paper is silent, se
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -40,14 +41,23 @@ class ComposeError(ValueError):
     """Composition failed because of the model, the data or the options given."""
 
 
-def compose(model: torch.nn.Module, calibration_data: Iterable[Any] | torch.Tensor,
-            weight_clusters: int = 16, input_clusters: int = 16, **options: Any) -> ComposedModel:
+def compose(model: torch.nn.Module | str | os.PathLike[str],
+            calibration_data: Iterable[Any] | torch.Tensor, weight_clusters: int = 16,
+            input_clusters: int = 16, **options: Any) -> ComposedModel:
     """Reinterpret ``model`` for the RAPIDNN accelerator.
 
-    ``calibration_data`` is one input batch (a tensor), or an iterable (list, DataLoader) of
-    input batches or of ``(input, label)`` batches; it feeds input clustering. ``options`` are
-    the fields of :class:`ComposeConfig`.
+    ``model`` is a torch module or the path of an ``.onnx`` file (converted by onnx2torch, the
+    ``rapidnn[onnx]`` extra; ``docs/onnx.md``). ``calibration_data`` is one input batch (a
+    tensor), or an iterable (list, DataLoader) of input batches or of ``(input, label)``
+    batches; it feeds input clustering. ``options`` are the fields of :class:`ComposeConfig`.
     """
+    if isinstance(model, str | os.PathLike):
+        from rapidnn.composer.onnx_import import is_onnx_path, load_onnx  # the optional extra
+
+        if not is_onnx_path(model):
+            raise ComposeError(f"{os.fspath(model)}: a model given as a path must be an .onnx "
+                               f"file (or pass a torch.nn.Module)")
+        model = load_onnx(model)
     try:
         config = ComposeConfig(weight_clusters=weight_clusters, input_clusters=input_clusters,
                                **options)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class BlockSizes(BaseModel):
@@ -39,6 +39,57 @@ class BlockSizes(BaseModel):
     slot_scratch_bits: int = Field(default=5, ge=0)
 
 
+#: The block kinds a fault rate applies to (rapidnn.accel.faults).
+FAULT_BLOCKS = ("table", "processing", "am")
+Rate = float
+
+
+class FaultConfig(BaseModel):
+    """Fault rates (probability per cell, or per bit per access for the transient ones), their
+    per-layer overrides, the mitigations and the seed (module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    table: Rate = Field(default=0.0, ge=0, le=1, allow_inf_nan=False)
+    processing: Rate = Field(default=0.0, ge=0, le=1, allow_inf_nan=False)
+    am: Rate = Field(default=0.0, ge=0, le=1, allow_inf_nan=False)
+    read_flips: Rate = Field(default=0.0, ge=0, le=1, allow_inf_nan=False)
+    search_flips: Rate = Field(default=0.0, ge=0, le=1, allow_inf_nan=False)
+    stuck_at_one: float = Field(default=0.5, ge=0, le=1, allow_inf_nan=False)
+    layers: dict[str, dict[str, Rate]] = Field(default_factory=dict)
+    spare_rows: int = Field(default=0, ge=0)
+    table_protection: str = "none"
+    seed: int = Field(default=0, ge=0, lt=2**63)
+
+    @model_validator(mode="after")
+    def _check(self) -> FaultConfig:
+        if self.table_protection not in ("none", "parity", "tmr"):
+            raise ValueError(f"table_protection must be 'none', 'parity' or 'tmr', not "
+                             f"{self.table_protection!r}")
+        kinds = (*FAULT_BLOCKS, "read_flips", "search_flips")
+        for layer, rates in self.layers.items():
+            for k, v in rates.items():
+                if k not in kinds:
+                    raise ValueError(f"faults.layers[{layer!r}]: unknown rate {k!r}; known: "
+                                     f"{', '.join(kinds)}")
+                if not 0 <= v <= 1:
+                    raise ValueError(f"faults.layers[{layer!r}][{k!r}] = {v} is not in [0, 1]")
+        return self
+
+    def rate(self, kind: str, *names: str) -> float:
+        """The rate of ``kind`` for the layer known by any of ``names``."""
+        for n in names:
+            if kind in self.layers.get(n, {}):
+                return float(self.layers[n][kind])
+        return float(getattr(self, kind))
+
+    @property
+    def active(self) -> bool:
+        kinds = (*FAULT_BLOCKS, "read_flips", "search_flips")
+        return any(getattr(self, k) > 0 for k in kinds) or any(
+            v > 0 for rates in self.layers.values() for v in rates.values())
+
+
 class SimConfig(BaseModel):
     """Options of :func:`rapidnn.accel.simulate`.
 
@@ -61,6 +112,8 @@ class SimConfig(BaseModel):
       ``count_sample`` images of each batch and scales the event counts (accumulators then come
       from the adder-tree path, which is equal).
     - ``max_chunk_elements``: memory bound for the one-hot count tensors of the counting strategy.
+    - ``faults``: device faults and their mitigations (:class:`FaultConfig`,
+      :mod:`rapidnn.accel.faults`); None (or every rate 0) simulates fault-free blocks.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
@@ -76,6 +129,7 @@ class SimConfig(BaseModel):
     record_trace: bool = True
     count_sample: int | None = Field(default=None, ge=1)
     max_chunk_elements: int = Field(default=1 << 25, ge=1 << 10)
+    faults: FaultConfig | None = None
 
     @field_validator("approx_bits")
     @classmethod

@@ -93,6 +93,11 @@ class Simulator:
         self.device = _device_of(composed)
         self.decode: dict[str, torch.Tensor] = {}
         self.stages, self.output = self._build()
+        if self.config.faults is not None and self.config.faults.active:
+            from rapidnn.accel.faults import inject  # faulty blocks (docs/faults.md)
+
+            self.stages = inject(self.stages, self.config)
+            self._plan_forms(self.stages, self.output)
         self._check_approx_names()
         self._mapping = self.mapping()
         self._trace_cfg = self.trace_config()
@@ -450,7 +455,12 @@ def simulate(composed: ComposedModel, inputs: torch.Tensor,
     private one.
     """
     cfg = _arguments(composed, config)
-    cached = _cached_simulator(composed, cfg)
+    # transient faults advance a generator per batch: a fresh simulator per call repeats them
+    transient = cfg.faults is not None and (cfg.faults.read_flips > 0 or
+                                            cfg.faults.search_flips > 0 or any(
+        r.get("read_flips", 0) > 0 or r.get("search_flips", 0) > 0
+        for r in cfg.faults.layers.values()))
+    cached = None if transient else _cached_simulator(composed, cfg)
     if cached is None:
         return Simulator(composed, cfg).run(inputs)
     if not cached.lock.acquire(blocking=False):  # running in another thread (it has state)

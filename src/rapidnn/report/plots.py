@@ -207,3 +207,33 @@ def tornado_plot(audit: Mapping[str, Any], path: Path | str, top: int = 12) -> P
                      f"({_label(audit['network'])}): range over 10^-3..10^3", fontsize=9)
         ax.legend(fontsize=7, loc="lower right")
     return _save(fig, path)
+
+
+def fault_curves_plot(curves: Mapping[str, Mapping[str, Any]], path: Path | str,
+                      title: str = "") -> Path:
+    """Accuracy against fault rate (log axis), one panel per network, one line per block kind
+    with the spread over trials as error bars; the fault-free accuracy dashed and the
+    one-point-loss level dotted. ``curves``: network name -> ``fault_curves`` result."""
+    plt = _plt()
+    n = max(1, len(curves))
+    fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 3.8), squeeze=False)
+    for ax, (name, res) in zip(axes[0], curves.items(), strict=False):
+        clean = res["clean_accuracy"]
+        for curve in res["curves"]:
+            pts = [p for p in curve["points"] if p["rate"] > 0]
+            if not pts:
+                continue
+            ax.errorbar([p["rate"] for p in pts], [p["accuracy"] for p in pts],
+                        yerr=[p["std"] for p in pts], marker="o", capsize=3,
+                        label=_label(curve["block"]))
+        ax.axhline(clean, color="grey", linestyle="--", linewidth=1, label="fault-free")
+        ax.axhline(clean - 0.01, color="grey", linestyle=":", linewidth=1, label="-1 point")
+        ax.set_xscale("log")
+        ax.set_xlabel("fault rate (per cell; per bit per access for flips)")
+        ax.set_ylabel("accuracy")
+        ax.set_ylim(0, 1.02)
+        ax.set_title(_label(name))
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(_label(title))
+    return _save(fig, path)

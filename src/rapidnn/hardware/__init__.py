@@ -33,6 +33,7 @@ from rapidnn.accel.trace import Trace
 from rapidnn.hardware import rapidnn
 from rapidnn.hardware.architectures import ARCHITECTURES, Architecture, architecture_of
 from rapidnn.hardware.components import TAGS, Component, Param
+from rapidnn.hardware.endurance import Endurance, lifetime
 from rapidnn.hardware.estimate import Estimate, EstimateOptions, LayerEstimate
 from rapidnn.hardware.loader import load_hardware
 from rapidnn.hardware.network import (
@@ -49,6 +50,7 @@ __all__ = [
     "TAGS",
     "Architecture",
     "Component",
+    "Endurance",
     "Estimate",
     "EstimateOptions",
     "HardwareConfigError",
@@ -60,6 +62,7 @@ __all__ = [
     "chip_summary",
     "compare_estimates",
     "estimate_network",
+    "lifetime",
     "load_hardware",
     "mlp",
     "network_from_module",

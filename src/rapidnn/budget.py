@@ -43,7 +43,10 @@ class Budget(BaseModel):
     ``sim_images`` / ``approx_images``: test examples run on the accelerator simulator (exact /
     approximate-search sweep); ``sweep_values``: the w and u values ``reproduce`` sweeps;
     ``audit_stride``: the audit sweeps every n-th factor of its grid
-    (:data:`rapidnn.hardware.audit.FACTORS`).
+    (:data:`rapidnn.hardware.audit.FACTORS`); ``fault_rates`` / ``fault_trials``: the device
+    fault curves of ``reproduce`` (``rapidnn.experiments.faults``) on ``fault_images`` test
+    examples (``fault_processing_images`` for processing-crossbar faults, simulated product by
+    product).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -59,6 +62,17 @@ class Budget(BaseModel):
     min_rounds: int = Field(default=1, ge=0)
     sweep_values: tuple[int, ...] = (4, 8, 16, 32, 64)
     audit_stride: int = Field(default=1, ge=1)
+    fault_rates: tuple[float, ...] = (0.0, 1e-4, 1e-3, 1e-2, 1e-1)
+    fault_trials: int = Field(default=2, ge=1)
+    fault_images: int | None = Field(default=300, ge=1)
+    fault_processing_images: int | None = Field(default=32, ge=1)
+
+    @field_validator("fault_rates")
+    @classmethod
+    def _rates(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if not v or any(not 0 <= x <= 1 for x in v):
+            raise ValueError("must be a non-empty list of fault rates in [0, 1]")
+        return tuple(sorted(set(v)))
 
     @field_validator("sweep_values")
     @classmethod
@@ -82,7 +96,9 @@ class Budget(BaseModel):
     def data_dict(self) -> dict[str, Any]:
         """The fields that decide a sweep point's numbers (a sweep resumes only under the same):
         the recipes and the data of each step, not the name, grid or audit factors."""
-        return self.model_dump(mode="json", exclude={"name", "sweep_values", "audit_stride"})
+        return self.model_dump(mode="json", exclude={
+            "name", "sweep_values", "audit_stride", "fault_rates", "fault_trials",
+            "fault_images", "fault_processing_images"})
 
 
 #: The evaluation: full recipes; rounds of 100 batches (12,800 CIFAR-10 images, about a quarter
@@ -91,7 +107,8 @@ FULL = Budget(name="full", train_batches=100, max_rounds=4)
 #: A pipeline check: quick recipes, data subsets, one round, a {4, 16}² grid, 5 audit factors.
 QUICK = Budget(name="quick", recipes="quick", test_images=1000, val_images=500,
                train_batches=20, sim_images=128, approx_images=128, max_rounds=1,
-               sweep_values=(4, 16), audit_stride=3)
+               sweep_values=(4, 16), audit_stride=3, fault_rates=(0.0, 1e-3, 1e-2),
+               fault_trials=1, fault_images=64, fault_processing_images=8)
 BUDGETS: dict[str, Budget] = {"full": FULL, "quick": QUICK}
 
 

@@ -113,3 +113,24 @@ def test_audit_command(tmp_path):
     assert plot.read_bytes()[:4] == b"\x89PNG"
     result = runner.invoke(app, ["audit", str(tmp_path / "none.rapidnn")])
     assert result.exit_code == 2 and result.output.startswith("error:")
+
+
+def test_faults_command(tmp_path):
+    path = str(_model_file(tmp_path))
+    plot = tmp_path / "faults.png"
+    result = runner.invoke(app, ["faults", path, "--limit", "60", "--trials", "1", "--rates",
+                                 "0,1e-2", "--blocks", "table,am", "--protection", "tmr",
+                                 "--plot", str(plot), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [c["block"] for c in data["curves"]] == ["table", "am"]
+    assert {p["rate"] for p in data["curves"][0]["points"]} == {0.0, 0.01}
+    assert data["endurance"]["lifetime_inferences"] > 0
+    assert data["endurance"]["with_wear_levelling"]["lifetime_inferences"] >= \
+        data["endurance"]["lifetime_inferences"]
+    assert data["cost"]["table_protection"] == "tmr" and data["cost"]["area_ratio"] > 1
+    assert plot.stat().st_size > 0
+    for bad, word in [(["--rates", "0,2"], "--rates"), (["--blocks", "tables"], "--blocks"),
+                      (["--protection", "ecc"], "--protection")]:
+        result = runner.invoke(app, ["faults", path, *bad])
+        assert result.exit_code == 2 and word in result.output, result.output

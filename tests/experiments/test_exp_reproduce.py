@@ -58,12 +58,12 @@ def test_reproduce_end_to_end(tiny, tmp_path: Path) -> None:
     assert "QUICK MODE" in md and "QUICK MODE" in page
     assert "68.4x" in md and "not available offline" in md and "alexnet (shape only)" in md
     assert "smallest (w, u) within 0.3 points" in md
-    assert md.count("](plots/") == 5 and all((out / "plots" / p).is_file() for p in (
+    assert md.count("](plots/") == 6 and all((out / "plots" / p).is_file() for p in (
         "accuracy_vs_wu.png", "pareto.png", "accuracy_vs_bits.png", "layers_isolet-mlp.png",
-        "tornado_isolet-mlp.png"))
-    assert page.count('src="data:image/png;base64,iVBOR') == 5
+        "tornado_isolet-mlp.png", "faults.png"))
+    assert page.count('src="data:image/png;base64,iVBOR') == 6
     for heading in ("Under matched policies", "Mapping and row occupancy",
-                    "Audit of the paper's ratios"):
+                    "Audit of the paper's ratios", "Device faults and endurance"):
         assert heading in md
     assert set(entry["policies"]) == {"as-published", "iso-area", "iso-power", "filled",
                                       "precision-matched"}
@@ -73,6 +73,12 @@ def test_reproduce_end_to_end(tiny, tmp_path: Path) -> None:
     assert agree["layers"] > 0 and agree["equal"] == agree["layers"]
     assert 0 < entry["occupancy"]["before"] <= entry["occupancy"]["after"] <= 1
     assert entry["audit"]["smallest_changes"]["isaac.speedup"]["paper"] == 48.1
+    curves = {c["block"]: c for c in entry["faults"]["curves"]}
+    assert set(curves) == {"table", "processing", "am"}
+    assert [p["rate"] for p in curves["table"]["points"]] == [0.0, 1e-3, 1e-2]
+    assert curves["processing"]["images"] == 8 and curves["table"]["images"] == 64
+    life = entry["endurance"]
+    assert 0 < life["lifetime_inferences"] <= life["with_wear_levelling"]["lifetime_inferences"]
     assert on_disk["audit_geomean"][0]["name"] == "default"
     assert set(on_disk["policy_geomean"]) == set(entry["policies"])
     assert set(shape["policies"]) == set(entry["policies"])

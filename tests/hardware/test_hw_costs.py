@@ -4,8 +4,9 @@ import pytest
 import torch
 
 import rapidnn
+from rapidnn.accel.simulator import example_inputs, model_trace
 from rapidnn.hardware import NetworkShape, mlp
-from rapidnn.hardware.costs import compare, estimate, example_inputs, model_trace
+from rapidnn.hardware.costs import compare, estimate
 
 
 @pytest.fixture

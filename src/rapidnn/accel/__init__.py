@@ -5,7 +5,7 @@ and records a :class:`Trace`; ``simulate_dataset`` does it over a data loader;
 ``approximation_sweep`` tabulates accuracy against the searched AM bits. See docs/simulator.md.
 """
 
-from rapidnn.accel.config import BlockSizes, SimConfig
+from rapidnn.accel.config import BlockSizes, FaultConfig, SimConfig
 from rapidnn.accel.events import merge_traces
 from rapidnn.accel.simulator import (
     SimResult,
@@ -18,6 +18,7 @@ from rapidnn.accel.trace import LayerTrace, Trace
 
 __all__ = [
     "BlockSizes",
+    "FaultConfig",
     "LayerTrace",
     "SimConfig",
     "SimResult",

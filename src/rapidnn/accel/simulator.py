@@ -573,3 +573,25 @@ def approximation_sweep(composed: ComposedModel, loader: Iterable[Any],
                      "agreement": agree / images, "am_row_bits": row_bits,
                      "layers": {n: e["searched_bits"] for n, e in sim.encoders().items()}})
     return rows
+
+
+def example_inputs(composed: ComposedModel, batch: int = 16, seed: int = 0) -> torch.Tensor:
+    """A seeded batch whose values are the raw-input codebook's centroids, drawn uniformly.
+
+    Used when no inputs are given: the adder-tree Trace depends only on shapes, and the
+    counting strategy's pair counts then reflect a spread of input codes.
+    """
+    cb = composed.codebooks[composed.source.input.name]
+    gen = torch.Generator().manual_seed(seed)
+    codes = torch.randint(0, cb.size, (batch, *composed.source.input.shape), generator=gen)
+    return cb.quantized()[codes].float()
+
+
+def model_trace(composed: ComposedModel, inputs: torch.Tensor | None = None,
+                sim_config: SimConfig | None = None) -> Trace:
+    """Simulate ``composed`` (on ``inputs`` or :func:`example_inputs`) and return its Trace."""
+    x = example_inputs(composed) if inputs is None else inputs
+    cfg = (sim_config or SimConfig()).model_copy(update={"record_trace": True})
+    res = simulate(composed, x, cfg)
+    assert res.trace is not None
+    return res.trace

@@ -73,6 +73,33 @@ def _load_config(path: str | None) -> tuple[dict[str, Any], Any]:
         raise ValueError(f"{path}: option {key!r}: {first['msg']}") from exc
 
 
+def _test_data(composed: Any, model: str, dataset: str | None, limit: int | None,
+               spread: bool = False) -> tuple[str, Any, Any]:
+    """The test set a command runs a composed model on: ``--dataset`` or the model's own,
+    reshaped to the model's input; the first ``limit`` images (evenly spread ones with
+    ``spread``: some test sets are sorted by class)."""
+    from rapidnn import data
+
+    if dataset is not None and not dataset.strip():
+        raise ValueError("--dataset is empty; name a dataset or leave the option out (the "
+                         "model's own)")
+    name = dataset or composed.metadata.get("dataset")
+    if name is None:
+        raise ValueError(f"{model}: the model names no dataset; pass --dataset")
+    x, y = data.as_tensors(data.load(name, "test"))
+    # a workload may feed the network another layout of the same data (HAR: 6x1x128)
+    shape = composed.source.input.shape
+    if x[0].numel() != math.prod(shape):
+        raise ValueError(f"{name} test inputs of shape {tuple(x.shape[1:])} do not fit the "
+                         f"model's input {shape}")
+    x = x.reshape(x.shape[0], *shape)
+    if limit is not None and limit < len(x):
+        n = len(x)
+        pick = [i * n // limit for i in range(limit)] if spread else list(range(limit))
+        x, y = x[pick], y[pick]
+    return name, x, y
+
+
 @app.command("simulate")
 def simulate_cmd(
     model: Annotated[str, typer.Argument(help="a .rapidnn file")],
@@ -87,7 +114,6 @@ def simulate_cmd(
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
-    from rapidnn import data
     from rapidnn.accel.config import SimConfig
     from rapidnn.accel.simulator import simulate_dataset
 
@@ -95,21 +121,7 @@ def simulate_cmd(
         if strategy not in ("tree", "counting"):
             raise ValueError(f"--strategy must be 'tree' or 'counting', not {strategy!r}")
         composed = _load_model(model)
-        if dataset is not None and not dataset.strip():
-            raise ValueError("--dataset is empty; name a dataset or leave the option out (the "
-                             "model's own)")
-        name = dataset or composed.metadata.get("dataset")
-        if name is None:
-            raise ValueError(f"{model}: the model names no dataset; pass --dataset")
-        x, y = data.as_tensors(data.load(name, "test"))
-        # a workload may feed the network another layout of the same data (HAR: 6x1x128)
-        shape = composed.source.input.shape
-        if x[0].numel() != math.prod(shape):
-            raise ValueError(f"{name} test inputs of shape {tuple(x.shape[1:])} do not fit the "
-                             f"model's input {shape}")
-        x = x.reshape(x.shape[0], *shape)
-        if limit is not None:
-            x, y = x[:limit], y[:limit]
+        name, x, y = _test_data(composed, model, dataset, limit)
         loader = DataLoader(TensorDataset(x, y), batch_size=256)
         cfg = SimConfig(strategy=strategy, approx_bits=approx_bits)
         with torch.no_grad():
@@ -181,6 +193,123 @@ def compose_cmd(
         f"inputs): {len(figures['layers'])} weighted layers, "
         f"{memory['total_bits'] / 8 / 1024:.1f} KiB, {memory['bits_per_neuron'] / 8:.1f} "
         f"bytes/neuron -> {target}")
+
+
+def _float_list(text: str, option: str) -> list[float]:
+    """``"0,1e-4,0.1"`` -> rates in [0, 1] (sorted, unique); a ValueError names ``option``."""
+    values = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            v = float(part)
+        except ValueError:
+            raise ValueError(f"{option}: {part!r} is not a number (in {text!r})") from None
+        if not 0 <= v <= 1:
+            raise ValueError(f"{option}: {part} is not a rate in [0, 1]")
+        values.append(v)
+    if not values:
+        raise ValueError(f"{option}: expected a comma-separated list of rates, got {text!r}")
+    return sorted(set(values))
+
+
+@app.command("faults")
+def faults_cmd(
+    model: Annotated[str, typer.Argument(help="a .rapidnn file")],
+    rates: Annotated[str, typer.Option(help="fault rates: per cell (stuck-at), per bit per "
+                                            "access (flips)")] = "0,1e-4,1e-3,1e-2,0.1",
+    blocks: Annotated[str, typer.Option(help="block kinds: table, processing, am, read_flips, "
+                                             "search_flips")] = "table,processing,am",
+    trials: Annotated[int, typer.Option(min=1, help="seeded samplings per rate")] = 3,
+    limit: Annotated[int | None, typer.Option(min=1, help="test images (evenly spread)")]
+    = 1000,
+    dataset: Annotated[str | None, typer.Option(help="test set (default: the model's)")] = None,
+    seed: Annotated[int, typer.Option(min=0, help="seed of the first trial")] = 0,
+    spare_rows: Annotated[int, typer.Option(min=0, help="spare rows per block and memory")]
+    = 0,
+    protection: Annotated[str, typer.Option(help="table protection: none, parity or tmr")]
+    = "none",
+    endurance: Annotated[float | None, typer.Option(min=1, help="writes a cell endures "
+                                                             "(default: the preset's)")] = None,
+    plot: Annotated[str | None, typer.Option(help="write the curves as a PNG")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Accuracy against device-fault rate per block kind, the mitigation's cost, and the
+    lifetime until the first cell wears out (with and without wear levelling).
+
+    Example: rapidnn faults mlp.rapidnn --rates 0,1e-4,1e-3,1e-2 --blocks table,am --trials 5
+    """
+    from rich.progress import Progress
+
+    from rapidnn.accel.config import FaultConfig
+    from rapidnn.experiments.faults import KINDS, fault_curves
+    from rapidnn.hardware.endurance import lifetime
+    from rapidnn.hardware.mitigation import mitigation_cost
+
+    with user_errors():
+        grid = _float_list(rates, "--rates")
+        kinds = [k.strip() for k in blocks.split(",") if k.strip()]
+        unknown = sorted(set(kinds) - set(KINDS))
+        if unknown or not kinds:
+            raise ValueError(f"--blocks: unknown kinds {unknown or blocks!r}; known: "
+                             f"{', '.join(KINDS)}")
+        if protection not in ("none", "parity", "tmr"):
+            raise ValueError(f"--protection must be 'none', 'parity' or 'tmr', not "
+                             f"{protection!r}")
+        mitigation = {"spare_rows": spare_rows, "table_protection": protection}
+        check_output(plot)
+        composed = _load_model(model)
+        name, x, y = _test_data(composed, model, dataset, limit, spread=True)
+        console = Console(stderr=True)
+        steps = len(kinds) * sum(1 for r in grid if r > 0)
+        with Progress(console=console, transient=True, disable=as_json and
+                      not console.is_terminal) as bar:
+            task = bar.add_task(f"faults on {name}", total=steps)
+            result = fault_curves(composed, x, y, rates=grid, kinds=kinds, trials=trials,
+                                  seed=seed, mitigation=mitigation,
+                                  progress=lambda _: bar.advance(task))
+        result["cost"] = mitigation_cost(composed, FaultConfig(**mitigation))
+        result["endurance"] = lifetime(composed, endurance_writes=endurance).to_dict()
+        result.update({"model": model, "dataset": name})
+        if plot is not None:
+            from rapidnn.report.plots import fault_curves_plot
+
+            fault_curves_plot({name: result}, plot, title=f"{model}: accuracy under faults")
+    if as_json:
+        print_json(result)
+        return
+    _print_faults(result)
+
+
+def _print_faults(result: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    console = Console(soft_wrap=True)
+    table = Table(title=f"{result['model']} on {result['dataset']} ({result['images']} images, "
+                        f"{result['trials']} trials; fault-free {result['clean_accuracy']:.4f})")
+    table.add_column("block")
+    rates = [p["rate"] for p in result["curves"][0]["points"]]
+    for r in rates:
+        table.add_column(f"{r:g}", justify="right")
+    table.add_column("-1 point at", justify="right")
+    for c in result["curves"]:
+        cells = [f"{p['accuracy']:.4f}" + (f" ±{p['std']:.4f}" if p["std"] else "")
+                 for p in c["points"]]
+        one = c["rate_for_one_point"]
+        shown = "none lost" if one is None else (
+            f"<= {one:.2g}" if c["one_point_at_first_rate"] else f"{one:.2g}")
+        table.add_row(c["block"], *cells, shown)
+    console.print(table)
+    cost = result["cost"]
+    console.print(f"mitigation: {cost['spare_rows']} spare rows, table protection "
+                  f"{cost['table_protection']}: area x{cost['area_ratio']:.4f}, energy "
+                  f"x{cost['energy_ratio']:.4f}, latency x{cost['latency_ratio']:.4f}")
+    e = result["endurance"]
+    console.print(f"lifetime at {e['endurance_writes']['value']:.3g} writes per cell "
+                  f"({e['endurance_writes']['tag']}): "
+                  f"{e['lifetime_inferences']:.3g} inferences ({e['lifetime_years']:.3g} years) "
+                  f"without wear levelling, {e['with_wear_levelling']['lifetime_inferences']:.3g}"
+                  f" ({e['with_wear_levelling']['lifetime_years']:.3g} years) with it")
 
 
 @app.command("estimate")

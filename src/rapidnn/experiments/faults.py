@@ -64,7 +64,9 @@ def fault_curves(composed: ComposedModel, x: torch.Tensor, y: torch.Tensor, *,
     ``mitigation``: FaultConfig fields applied to every faulty point (``spare_rows``,
     ``table_protection``, ``stuck_at_one``). Returns ``{"clean_accuracy", "images",
     "curves": [{"block", "points": [{"rate", "accuracy", "std", "min", "max", "agreement",
-    "trials"}], "rate_for_one_point"}], "seconds"}``.
+    "trials"}], "rate_for_one_point", "one_point_at_first_rate"}], "seconds"}``
+    (``one_point_at_first_rate``: the smallest nonzero rate of the grid already loses a point,
+    so ``rate_for_one_point`` is an upper bound).
     """
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown:
@@ -102,7 +104,10 @@ def fault_curves(composed: ComposedModel, x: torch.Tensor, y: torch.Tensor, *,
                            "agreement": statistics.fmean(agrees), "trials": trials})
             if progress is not None:
                 progress(f"{kind} {rate:g}: accuracy {points[-1]['accuracy']:.4f}")
+        faulty = [p for p in points if p["rate"] > 0]
         curves.append({"block": kind, "points": points,
-                       "rate_for_one_point": rate_for_one_point(points, clean)})
+                       "rate_for_one_point": rate_for_one_point(points, clean),
+                       "one_point_at_first_rate": bool(faulty) and
+                       faulty[0]["accuracy"] <= clean - ONE_POINT})
     return {"clean_accuracy": clean, "images": len(x), "trials": trials, "seed": seed,
             "mitigation": extra, "curves": curves, "seconds": time.perf_counter() - t0}

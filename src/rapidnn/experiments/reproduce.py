@@ -50,6 +50,7 @@ def evaluate_workload(wl: Workload, budget: Budget, w: int = 16, u: int = 16, *,
     from rapidnn.composer.quality import paired_loss, predictions
     from rapidnn.composer.retrain import accuracy
     from rapidnn.hardware.costs import compare
+    from rapidnn.hardware.endurance import lifetime
     from rapidnn.workloads.store import get_composed, get_trained
 
     t0 = time.perf_counter()
@@ -76,6 +77,8 @@ def evaluate_workload(wl: Workload, budget: Budget, w: int = 16, u: int = 16, *,
         approx = approximation_sweep(final, loader(splits.test, budget.approx_images,
                                                    batch=128))
     trace = Trace.from_dict(sim["trace"])
+    faults = device_faults(final, splits.test, budget)
+    life = lifetime(trace).to_dict()
     cmp = compare(final, trace=trace, name=wl.name)
     data = cmp.to_dict()
     hw = hardware_summary(data, trace, budget)
@@ -108,12 +111,40 @@ def evaluate_workload(wl: Workload, budget: Budget, w: int = 16, u: int = 16, *,
                for b, r in data["baselines"].items()},
         **hw,
         "layer_energy": layer_energy,
+        "faults": faults,
+        "endurance": {k: life[k] for k in ("endurance_writes", "throughput_ips", "hottest",
+                                           "lifetime_inferences", "lifetime_years",
+                                           "with_wear_levelling", "levelling_gain")},
         "memory": {"bits_per_neuron": mem["bits_per_neuron"],
                    "bytes_per_neuron": mem["bits_per_neuron"] / 8,
                    "total_bits": mem["total_bits"], "neurons": mem["neurons"],
                    "layers": mem["layers"]},
         "seconds": round(time.perf_counter() - t0, 2),
     }
+
+
+def device_faults(composed: Any, test: Any, budget: Budget) -> dict[str, Any]:
+    """Accuracy against stuck-at rate in tables, processing crossbars and AMs (one curve
+    each; the processing curve on ``fault_processing_images`` examples, the others on
+    ``fault_images``: the former is simulated product by product)."""
+    from rapidnn.experiments.faults import fault_curves
+
+    def tensors(limit: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        xs, ys = zip(*[(x, y) for x, y in loader(test, limit, batch=256)], strict=True)
+        return torch.cat(xs), torch.cat(ys)
+
+    opts = {"rates": budget.fault_rates, "trials": budget.fault_trials}
+    x, y = tensors(budget.fault_images)
+    main = fault_curves(composed, x, y, kinds=("table", "am"), **opts)
+    px, py = tensors(budget.fault_processing_images)
+    proc = fault_curves(composed, px, py, kinds=("processing",), **opts)
+    curves = main["curves"][:1] + proc["curves"] + main["curves"][1:]
+    for c in curves:
+        c["images"] = proc["images"] if c["block"] == "processing" else main["images"]
+        c["clean_accuracy"] = (proc if c["block"] == "processing" else main)["clean_accuracy"]
+    return {"clean_accuracy": main["clean_accuracy"], "images": main["images"],
+            "trials": budget.fault_trials, "curves": curves,
+            "seconds": round(main["seconds"] + proc["seconds"], 2)}
 
 
 def hardware_summary(data: dict[str, Any], trace: Any, budget: Budget) -> dict[str, Any]:

@@ -180,6 +180,41 @@ class Audit(_Shape):
     smallest_rapidnn_changes: dict[str, Needed]
 
 
+class FaultPoint(_Shape):
+    rate: float
+    accuracy: float
+    std: float
+
+
+class FaultCurve(_Shape):
+    block: str
+    points: list[FaultPoint]
+    rate_for_one_point: float | None
+    one_point_at_first_rate: bool
+
+
+class Faults(_Shape):
+    clean_accuracy: float
+    curves: list[FaultCurve]
+
+
+class Hottest(_Shape):
+    layer: str
+    writes_per_inference: float
+
+
+class Levelled(_Shape):
+    lifetime_inferences: float | None
+    lifetime_years: float | None
+
+
+class Endurance(_Shape):
+    hottest: Hottest
+    lifetime_inferences: float | None
+    lifetime_years: float | None
+    with_wear_levelling: Levelled
+
+
 class Workload(_Shape):
     """One workload's row of ``results.json``."""
 
@@ -206,6 +241,8 @@ class Workload(_Shape):
     occupancy: Occupancy | None = None
     blocks_agree: BlocksAgree | None = None
     audit: Audit | None = None
+    faults: Faults | None = None
+    endurance: Endurance | None = None
 
 
 class ShapeNetwork(_Shape):

@@ -39,7 +39,7 @@ PAPER_SOURCE = ("arXiv 1806.05794 v2-v4 and HPCA 2020 abstracts (ISAAC, PipeLaye
                 "abstract (GPU); paper-notes section 3")
 METRICS = ("energy_efficiency", "speedup")
 FACTORS: tuple[float, ...] = tuple(10 ** (k / 2) for k in range(-6, 7))
-SKIP = ("synthetic_", "pool_window", "batch")
+SKIP = ("synthetic_", "pool_window", "batch", "endurance_")
 
 # plausible factor ranges (lo, hi) of single numbers, with the reason (sources memo)
 PLAUSIBLE: dict[str, tuple[float, float, str]] = {

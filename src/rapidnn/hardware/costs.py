@@ -14,8 +14,7 @@ from typing import Any
 
 import torch
 
-from rapidnn.accel.config import SimConfig
-from rapidnn.accel.simulator import simulate
+from rapidnn.accel.simulator import model_trace
 from rapidnn.accel.trace import Trace
 from rapidnn.composer.composed import ComposedModel
 from rapidnn.hardware import (
@@ -33,28 +32,6 @@ from rapidnn.hardware.audit import audit as run_audit
 from rapidnn.hardware.policies import POLICIES, Matchup, evaluate_all, ratios_table
 
 BASELINES: tuple[str, ...] = ("isaac", "pipelayer", "gpu")
-
-
-def example_inputs(composed: ComposedModel, batch: int = 16, seed: int = 0) -> torch.Tensor:
-    """A seeded batch whose values are the raw-input codebook's centroids, drawn uniformly.
-
-    Used when no inputs are given: the adder-tree Trace depends only on shapes, and the
-    counting strategy's pair counts then reflect a spread of input codes.
-    """
-    cb = composed.codebooks[composed.source.input.name]
-    gen = torch.Generator().manual_seed(seed)
-    codes = torch.randint(0, cb.size, (batch, *composed.source.input.shape), generator=gen)
-    return cb.quantized()[codes].float()
-
-
-def model_trace(composed: ComposedModel, inputs: torch.Tensor | None = None,
-                sim_config: SimConfig | None = None) -> Trace:
-    """Simulate ``composed`` (on ``inputs`` or :func:`example_inputs`) and return its Trace."""
-    x = example_inputs(composed) if inputs is None else inputs
-    cfg = (sim_config or SimConfig()).model_copy(update={"record_trace": True})
-    res = simulate(composed, x, cfg)
-    assert res.trace is not None
-    return res.trace
 
 
 def estimate(model: ComposedModel | NetworkShape | torch.nn.Module,

@@ -54,12 +54,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from rapidnn.accel.adder import split_tree_additions, tree_depth
 from rapidnn.accel.config import SimConfig
 from rapidnn.accel.mapping import LayerDemand, LayerMap, map_layer
-from rapidnn.accel.simulator import simulate
+from rapidnn.accel.simulator import example_inputs, model_trace
 from rapidnn.accel.trace import LayerTrace, Trace
 from rapidnn.composer.composed import ComposedModel
 from rapidnn.hardware.architectures import architecture_of
@@ -274,18 +273,6 @@ def _sim_config(trace: Trace, sim_config: SimConfig | None) -> SimConfig:
     return SimConfig.model_validate(known)
 
 
-def _trace_of(composed: ComposedModel, config: SimConfig, batch: int = 8) -> Trace:
-    """The Trace of ``composed`` on a seeded batch of raw-input centroids (the adder tree's
-    Trace depends only on shapes)."""
-    cb = composed.codebooks[composed.source.input.name]
-    gen = torch.Generator().manual_seed(0)
-    codes = torch.randint(0, cb.size, (batch, *composed.source.input.shape), generator=gen)
-    res = simulate(composed, cb.quantized()[codes].float(),
-                   config.model_copy(update={"record_trace": True}))
-    assert res.trace is not None
-    return res.trace
-
-
 def _endurance(spec: HardwareSpec, value: float | None) -> dict[str, Any]:
     """The endurance parameter: the override, else ``parameters.endurance_writes``."""
     key = "parameters.endurance_writes"
@@ -316,7 +303,7 @@ def lifetime(composed_or_trace: ComposedModel | Trace,
     spec = load_hardware(hardware)
     if isinstance(composed_or_trace, ComposedModel):
         cfg = sim_config or SimConfig()
-        trace = _trace_of(composed_or_trace, cfg)
+        trace = model_trace(composed_or_trace, example_inputs(composed_or_trace, batch=8), cfg)
     else:
         trace = composed_or_trace
         cfg = _sim_config(trace, sim_config)

@@ -16,7 +16,9 @@ from rapidnn.report.tables import (
     approx_table,
     audit_table,
     changes_table,
+    endurance_table,
     esc,
+    fault_table,
     memory_table,
     occupancy_table,
     paper_table,
@@ -127,6 +129,7 @@ def build_document(results: dict[str, Any], plot_dir: Path) -> Document:
                                      title="simulated accuracy vs searched AM bits"),
               "Simulated accuracy vs the number of AM bits searched (dashed: exact search).")
     doc.table(approx_table(entries))
+    _fault_sections(doc, entries, plot_dir)
     doc.heading("Per-layer energy per architecture")
     for e in entries:
         _image(doc, plots.layer_energy(e, plot_dir / f"layers_{safe_name(e['name'])}.png",
@@ -149,6 +152,26 @@ def build_document(results: dict[str, Any], plot_dir: Path) -> Document:
                  f"{100 * e['simulation']['agreement']:.1f}% on {e['simulation']['images']} "
                  f"images; {e['seconds']:.0f} s.")
     return doc
+
+
+def _fault_sections(doc: Document, entries: list[dict[str, Any]], plot_dir: Path) -> None:
+    """Accuracy under stuck-at faults and the lifetime (absent from results before them)."""
+    faulty = {e["name"]: e["faults"] for e in entries if e.get("faults")}
+    if not faulty:
+        return
+    doc.heading("Device faults and endurance")
+    doc.para("Stuck-at cells (half at 0, half at 1) in the product-table crossbars, the "
+             "processing crossbars and the encoder AMs, one block kind at a time, seeded "
+             "trials (docs/faults.md; our fault model, the paper has none). Processing-crossbar "
+             "faults are simulated product by product, on fewer test images (the table's "
+             "column). Lifetime: writes per cell per inference from the Trace, at the preset's "
+             "endurance and the cost model's throughput, without and with ideal wear "
+             "levelling (docs/hardware.md, Endurance).")
+    _image(doc, plots.fault_curves_plot(faulty, plot_dir / "faults.png"),
+           "Accuracy against stuck-at rate per block kind (error bars: spread over trials; "
+           "dashed: fault-free, dotted: one point lost).")
+    doc.table(fault_table(entries))
+    doc.table(endurance_table(entries))
 
 
 def _hardware_sections(doc: Document, results: dict[str, Any], plot_dir: Path) -> None:

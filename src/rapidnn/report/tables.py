@@ -259,3 +259,40 @@ def changes_table(audit: dict[str, Any]) -> Table:
                        _changes(row["smallest"]), _changes(mine["smallest"]),
                        "yes" if row["plausible"] or mine["plausible"] else "no"])
     return t
+
+
+def _one_point(c: dict[str, Any]) -> str:
+    r = c.get("rate_for_one_point")
+    if r is None:
+        return "none lost"
+    return f"<= {r:.2g}" if c.get("one_point_at_first_rate") else f"{r:.2g}"
+
+
+def fault_table(workloads: Sequence[dict[str, Any]]) -> Table:
+    """Per workload and block kind: the stuck-at rate that costs one point of accuracy."""
+    t = Table(["network", "block", "test images", "fault-free", "rate losing 1 point",
+               "accuracy at the largest rate"], title="device faults (stuck-at cells)")
+    for e in workloads:
+        for c in (e.get("faults") or {}).get("curves", []):
+            last = c["points"][-1]
+            t.rows.append([esc(e["name"]), esc(c["block"]), str(c.get("images", "-")),
+                           pct(c.get("clean_accuracy", e["faults"]["clean_accuracy"])),
+                           _one_point(c), f"{pct(last['accuracy'])} at {last['rate']:g}"])
+    return t
+
+
+def endurance_table(workloads: Sequence[dict[str, Any]]) -> Table:
+    """Per workload: the hottest cell and the lifetime with and without wear levelling."""
+    t = Table(["network", "hottest cell", "writes / inference", "inferences", "years",
+               "levelled inferences", "levelled years"],
+              title="lifetime until the first cell wears out")
+    for e in workloads:
+        life = e.get("endurance")
+        if not life:
+            continue
+        h, lev = life["hottest"], life["with_wear_levelling"]
+        t.rows.append([esc(e["name"]), esc(f"{h['layer']} {h['class']}"),
+                       f"{h['writes_per_inference']:.4g}", f"{life['lifetime_inferences']:.3g}",
+                       f"{life['lifetime_years']:.3g}", f"{lev['lifetime_inferences']:.3g}",
+                       f"{lev['lifetime_years']:.3g}"])
+    return t

@@ -1,0 +1,149 @@
+"""Device faults and endurance on the shipped workloads (issue 21 acceptance experiment).
+
+For each of the six workloads, the shipped float model (``pretrained/``, imported into the model
+store) is composed at w = u = 16; its lifetime until the first cell wears out is computed with
+and without wear levelling (``rapidnn.hardware.endurance.lifetime``, the preset's endurance of
+1e9 writes per cell; the lifetime scales linearly with it). For the MNIST MLP and the
+Fashion-MNIST LeNet-5, accuracy against fault rate per block kind (``fault_curves``: table,
+processing, am, read and search flips) on evenly spread test images, seeded trials, and the
+table/processing/AM curves again with each mitigation (16 spare rows; TMR and parity tables),
+with the mitigations' cost. Writes ``<out>.json``, ``<out>.md`` and ``<out>.png`` atomically.
+Not a test: about 20 minutes on 2 cores.
+
+    RAPIDNN_DATA=../shared/datasets .venv/bin/python benchmarks/bench_faults.py \
+        [--images 1000] [--trials 3] [--out docs/results/faults]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from rapidnn import data
+from rapidnn._files import atomic_write_text
+from rapidnn.accel.config import FaultConfig
+from rapidnn.experiments.faults import fault_curves
+from rapidnn.hardware.endurance import lifetime
+from rapidnn.hardware.mitigation import mitigation_cost
+from rapidnn.report.plots import fault_curves_plot
+from rapidnn.workloads import WORKLOADS, get_workload
+from rapidnn.workloads.store import get_composed
+from rapidnn.workloads.transfer import import_trained
+
+RATES = (0.0, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+KINDS = ("table", "processing", "am", "read_flips", "search_flips")
+CURVES = ("mnist-mlp", "fashion-lenet5")
+MITIGATIONS = {"16 spare rows": {"spare_rows": 16}, "TMR table": {"table_protection": "tmr"},
+               "parity table": {"table_protection": "parity"}}
+
+
+def _test_data(composed, images: int) -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = data.as_tensors(data.load(composed.metadata["dataset"], "test"))
+    x = x.reshape(x.shape[0], *composed.source.input.shape)
+    n = len(x)
+    pick = [i * n // images for i in range(min(images, n))]
+    return x[pick], y[pick]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=1000)
+    ap.add_argument("--trials", type=int, default=3)
+    ap.add_argument("--pretrained", default="pretrained")
+    ap.add_argument("--out", default="docs/results/faults")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    import_trained([args.pretrained])
+    out: dict = {"rates": list(RATES), "images": args.images, "trials": args.trials,
+                 "endurance": {}, "curves": {}, "mitigated": {}, "costs": {},
+                 "machine": {"platform": platform.platform(), "torch": torch.__version__,
+                             "threads": torch.get_num_threads()}}
+    for name in WORKLOADS:
+        composed, _ = get_composed(get_workload(name), 16, 16, "full", progress=False)
+        life = lifetime(composed).to_dict()
+        out["endurance"][name] = {k: life[k] for k in (
+            "endurance_writes", "throughput_ips", "hottest", "lifetime_inferences",
+            "lifetime_years", "with_wear_levelling", "levelling_gain")}
+        print(f"[{time.perf_counter() - t0:7.1f} s] {name}: {life['lifetime_inferences']:.3g} "
+              f"inferences ({life['lifetime_years']:.3g} y), levelled "
+              f"{life['with_wear_levelling']['lifetime_inferences']:.3g}", flush=True)
+        if name not in CURVES:
+            continue
+        x, y = _test_data(composed, args.images)
+
+        def say(text: str, name: str = name) -> None:
+            print(f"[{time.perf_counter() - t0:7.1f} s] {name} {text}", flush=True)
+
+        out["curves"][name] = fault_curves(composed, x, y, rates=RATES, kinds=KINDS,
+                                           trials=args.trials, progress=say)
+        out["mitigated"][name], out["costs"][name] = {}, {}
+        for label, mitigation in MITIGATIONS.items():
+            kinds = ("table",) if "table" in label else ("table", "processing", "am")
+            say(f"with {label}")
+            out["mitigated"][name][label] = fault_curves(
+                composed, x, y, rates=RATES, kinds=kinds, trials=args.trials,
+                mitigation=mitigation, progress=say)
+            out["costs"][name][label] = mitigation_cost(composed, FaultConfig(**mitigation))
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    base = Path(args.out)
+    atomic_write_text(base.with_suffix(".json"), json.dumps(out, indent=2) + "\n")
+    fault_curves_plot(out["curves"], base.with_suffix(".png"),
+                      title="accuracy under device faults (w = u = 16)")
+    atomic_write_text(base.with_suffix(".md"), _markdown(out))
+    print(f"wrote {base}.json/.md/.png in {out['seconds']} s")
+
+
+def _rate(c: dict) -> str:
+    r = c["rate_for_one_point"]
+    if r is None:
+        return "none lost"
+    return f"<= {r:.2g}" if c["one_point_at_first_rate"] else f"{r:.2g}"
+
+
+def _markdown(out: dict) -> str:
+    lines = ["# Device faults and endurance (issue 21)", "",
+             f"`benchmarks/bench_faults.py`, {out['images']} evenly spread test images, "
+             f"{out['trials']} seeded trials per rate, w = u = 16, {out['seconds']:.0f} s on "
+             f"{out['machine']['platform']} ({out['machine']['threads']} threads). Models: "
+             f"[`../faults.md`](../faults.md).", ""]
+    for name, res in out["curves"].items():
+        lines += [f"## {name}: accuracy against fault rate", "",
+                  f"Fault-free accuracy {res['clean_accuracy']:.4f}. Mean ± standard deviation "
+                  f"over trials.", "",
+                  "| block | " + " | ".join(f"{r:g}" for r in out["rates"]) +
+                  " | rate losing 1 point |",
+                  "|---" * (len(out["rates"]) + 2) + "|"]
+        for c in res["curves"]:
+            cells = [f"{p['accuracy']:.4f}" + (f" ± {p['std']:.4f}" if p["std"] else "")
+                     for p in c["points"]]
+            lines.append(f"| {c['block']} | " + " | ".join(cells) + f" | {_rate(c)} |")
+        lines += ["", "With mitigations (rate losing 1 point; cost from the cost model):", "",
+                  "| mitigation | block | rate losing 1 point | area | energy |",
+                  "|---|---|---|---|---|"]
+        for label, mres in out["mitigated"][name].items():
+            cost = out["costs"][name][label]
+            for c in mres["curves"]:
+                lines.append(f"| {label} | {c['block']} | {_rate(c)} | "
+                             f"x{cost['area_ratio']:.4f} | x{cost['energy_ratio']:.4f} |")
+        lines.append("")
+    lines += ["## Lifetime until the first cell wears out", "",
+              "Endurance 1e9 writes per cell (assumed; ReRAM 1e6..1e12: the lifetime scales "
+              "linearly), at the cost model's throughput; one copy of each layer.", "",
+              "| workload | hottest cell | writes/inference | inferences | years | "
+              "levelled inferences | levelled years | gain |", "|---|---|---|---|---|---|---|---|"]
+    for name, e in out["endurance"].items():
+        h, lev = e["hottest"], e["with_wear_levelling"]
+        lines.append(f"| {name} | {h['layer']} {h['class']} | {h['writes_per_inference']:.4g} | "
+                     f"{e['lifetime_inferences']:.3g} | {e['lifetime_years']:.3g} | "
+                     f"{lev['lifetime_inferences']:.3g} | {lev['lifetime_years']:.3g} | "
+                     f"{e['levelling_gain']:.3g}x |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

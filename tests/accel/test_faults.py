@@ -114,19 +114,21 @@ def test_a_stuck_sum_cell_changes_exactly_the_sums_written_through_it():
     products = [[int(clean_rows[o, k, b[n, k]]) for k in range(4)] for n in range(16)
                 for o in (0,)]
     bias = st.inner.adder.bias
-    a = st.A
+    a, b_bits = st.A, st.B
 
-    def stuck(v: int) -> int:  # bit 10 of an a-bit two's complement word forced to 1
-        w = (v & ((1 << a) - 1)) | bit
-        return w - (1 << a) if w >= 1 << (a - 1) else w
+    def stuck(v: int, width: int) -> int:  # bit 10 of a width-bit word forced to 1
+        if bit >= 1 << width:  # the cell lies above the value: not written, not read
+            return v
+        w = (v & ((1 << width) - 1)) | bit
+        return w - (1 << width) if w >= 1 << (width - 1) else w
 
     for n in range(16):
         p = products[n]
-        row0 = stuck(p[0] + p[1])  # level 1: rows (0, 1) into row 0
+        row0 = stuck(p[0] + p[1], b_bits + 1)  # level 1: rows (0, 1) into row 0
         row2 = p[2] + p[3]  # rows (2, 3) into row 2 (no stuck cell)
-        total = stuck(row0 + row2)  # level 2 into row 0 again
+        total = stuck(row0 + row2, b_bits + 2)  # level 2 into row 0 again
         if bias is not None:
-            total = stuck(total + int(bias[0]))  # the bias addend is written into row 0
+            total = stuck(total + int(bias[0]), a)  # the bias addition, A bits, into row 0
         total = max(st.inner.adder.lo, min(st.inner.adder.hi, total))
         assert int(res.accumulators[st.name][n, 0]) == total
     ref = cm.integer_forward(x).accumulators[st.name]

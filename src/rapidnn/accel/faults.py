@@ -18,7 +18,9 @@ Block kinds and what their faulty cells do:
   cells. The products are added by a balanced binary tree whose level-l sum of rows
   (r, r + 2^(l-1)) is written into row r (the incoming operand first), then the bias into row
   0. A stuck product, sum or incoming cell forces that bit of every value written there (the
-  word re-read as two's complement of its field width); a stuck scratch cell corrupts every
+  word re-read as two's complement of the value's width: a level-l sum occupies the low B + l
+  cells of the A-cell field, so a stuck cell above them is neither written nor read at that
+  level; the bias addition is A bits wide); a stuck scratch cell corrupts every
   addition computed in its row: the sum is the stuck value in every bit (0, or -1 for
   stuck-at-1; pessimistic). A convolution's positions run on the same slots: the same cells
   corrupt every position. Values split over several blocks are modelled as one tree.
@@ -364,15 +366,18 @@ class FaultyWeightedStage(Stage):
         fan = vals.shape[-1]
         rows = torch.arange(fan)
         pm = self.proc
+        width = self.B  # operands of level l are B + l - 1 bits wide (docs/simulator.md 2.1)
         while vals.shape[-1] > 1:
             pairs = vals.shape[-1] // 2
             left, right = vals[..., 0:2 * pairs:2], vals[..., 1:2 * pairs:2]
             r = rows[0:2 * pairs:2]
             if pm is not None:
-                right = force(right, _at(pm["in0"], r), _at(pm["in1"], r), self.A)
+                w = min(width, self.A)
+                right = force(right, _at(pm["in0"], r, w), _at(pm["in1"], r, w), w)
             s = left + right
+            width += 1
             if pm is not None:
-                s = self._write(s, r)
+                s = self._write(s, r, min(width, self.A))
             if vals.shape[-1] % 2:
                 vals, rows = torch.cat([s, vals[..., -1:]], -1), torch.cat([r, rows[-1:]])
             else:
@@ -380,8 +385,9 @@ class FaultyWeightedStage(Stage):
         total = vals[..., 0]  # (n, O, P)
         if inner.adder.bias is not None:
             total = total + inner.adder.bias[None, :, None]
-            if pm is not None:
-                total = self._write(total[..., None], torch.zeros(1, dtype=torch.int64))[..., 0]
+            if pm is not None:  # one addition of max(tree width, A) bits, into row 0
+                total = self._write(total[..., None], torch.zeros(1, dtype=torch.int64),
+                                    self.A)[..., 0]
         total = total.clamp(inner.adder.lo, inner.adder.hi)
         g = inner.xbar.geometry
         if g.op == "linear":
@@ -389,17 +395,20 @@ class FaultyWeightedStage(Stage):
         oh, ow = inner._out_hw(b)
         return total.reshape(total.shape[0], total.shape[1], oh, ow)
 
-    def _write(self, s: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-        """Sums written into rows ``r``: their stuck sum cells, then their scratch cells."""
+    def _write(self, s: torch.Tensor, r: torch.Tensor, width: int) -> torch.Tensor:
+        """``width``-bit sums written into rows ``r``: the stuck cells of their sum field
+        (the cells the addition writes), then their scratch cells."""
         pm = self.proc
-        s = force(s, _at(pm["sum0"], r), _at(pm["sum1"], r), self.A)
+        s = force(s, _at(pm["sum0"], r, width), _at(pm["sum1"], r, width), width)
         sc = _at(pm["scratch"], r)
         return torch.where(sc != 1, sc.expand_as(s), s)
 
 
-def _at(mask: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-    """Per-(neuron, row) masks ``(O, K)`` at rows ``r``, shaped to broadcast over (n, O, P, r)."""
-    return mask[:, r][None, :, None, :]
+def _at(mask: torch.Tensor, r: torch.Tensor, width: int | None = None) -> torch.Tensor:
+    """Per-(neuron, row) masks ``(O, K)`` at rows ``r``, shaped to broadcast over (n, O, P, r);
+    bit masks keep their low ``width`` bits (the cells a ``width``-bit value occupies)."""
+    m = mask[:, r][None, :, None, :]
+    return m if width is None else m & ((1 << width) - 1)
 
 
 def _popcount(t: torch.Tensor, bits: int) -> torch.Tensor:

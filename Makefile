@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e ".[test,onnx]"
+	$(BIN)/python -m pip install -q -e ".[test,onnx,ray]"
 	touch $(STAMP)
 
 demo: $(STAMP)

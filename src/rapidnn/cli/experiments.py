@@ -25,7 +25,26 @@ def _threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-Threads = Annotated[int | None, typer.Option(min=1, help="torch CPU threads (default: torch's)")]
+Threads = Annotated[int | None, typer.Option(min=1, help="torch CPU threads (default: torch's; "
+                                                       "with Ray: per task, default 1)")]
+ExecutorOption = Annotated[str, typer.Option(help="where the points run: local (this process) "
+                                                  "or ray (tasks on a Ray cluster)")]
+AddressOption = Annotated[str | None, typer.Option(help="--executor ray: the address of an "
+                                                        "existing Ray cluster (default: start "
+                                                        "a local one with this machine's CPUs)")]
+
+
+def _failed(doc: dict) -> None:
+    """Exit with status 1, naming them, when points of a Ray run failed (a rerun resumes)."""
+    failed = doc.get("failed") or []
+    if failed:
+        from rich.console import Console
+
+        err = Console(stderr=True)
+        for f in failed:
+            err.print(f"failed: w={f['weight_clusters']} u={f['input_clusters']}: {f['error']}")
+        err.print(f"{len(failed)} point(s) failed; run the command again to retry them")
+        raise typer.Exit(1)
 
 
 def train_cmd(
@@ -78,12 +97,19 @@ def sweep_cmd(
     restart: Annotated[bool, typer.Option("--restart", help="discard an existing sweep.json")]
     = False,
     threads: Threads = None,
+    executor: ExecutorOption = "local",
+    address: AddressOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="print sweep.json")] = False,
 ) -> None:
-    """Accuracy, memory per neuron and energy per inference over a (w, u) grid (resumable)."""
+    """Accuracy, memory per neuron and energy per inference over a (w, u) grid (resumable).
+
+    Example: rapidnn sweep mnist-mlp --weight-clusters 4,16 --input-clusters 4,16 --quick
+    --executor ray
+    """
     from rich.console import Console
 
     from rapidnn.experiments.common import parse_int_list
+    from rapidnn.experiments.executor import get_executor
     from rapidnn.experiments.sweep import run_sweep
     from rapidnn.report.tables import sweep_table, to_rich
 
@@ -95,12 +121,18 @@ def sweep_cmd(
                              "points is found")
         ws = parse_int_list(weight_clusters, "--weight-clusters")
         us = parse_int_list(input_clusters, "--input-clusters")
-        _threads(threads)
         mode = "all" if retrain else "search" if search else "none"
         chosen = choose_budget(budget, quick)
-        doc = run_sweep(workload, ws, us, mode=mode, max_rounds=max_rounds, budget=chosen,
-                        out=out, restart=restart, console=Console(stderr=True),
-                        retrain_limit=retrain_limit / 100)
+        pool = get_executor(executor, address, threads)
+        if executor == "local":
+            _threads(threads)
+        try:
+            doc = run_sweep(workload, ws, us, mode=mode, max_rounds=max_rounds, budget=chosen,
+                            out=out, restart=restart, console=Console(stderr=True),
+                            retrain_limit=retrain_limit / 100, executor=pool)
+        finally:
+            pool.close()
+    _failed(doc)
     if as_json:
         print_json(doc)
         return
@@ -142,23 +174,32 @@ def reproduce_cmd(
                                                              "import` does (repeatable)")]
     = None,
     threads: Threads = None,
+    executor: ExecutorOption = "local",
+    address: AddressOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="print results.json")] = False,
 ) -> None:
     """The paper's evaluation: results.json, report.md and report.html (plots embedded)."""
     from rich.console import Console
 
+    from rapidnn.experiments.executor import get_executor
     from rapidnn.experiments.reproduce import run_reproduce
     from rapidnn.workloads.transfer import import_trained
 
     console = Console(stderr=True)
     with user_errors():
         check_output(out, "folder")
-        _threads(threads)
         for r in import_trained(pretrained) if pretrained else []:
             console.print(f"pretrained {r.workload}{_recipes_label(r.recipes)}: {r.status} "
                           f"({r.key})")
         chosen = choose_budget(budget, quick)
-        results = run_reproduce(chosen, out, workloads=workload or None, console=console)
+        pool = get_executor(executor, address, threads)
+        if executor == "local":
+            _threads(threads)
+        try:
+            results = run_reproduce(chosen, out, workloads=workload or None, console=console,
+                                    executor=pool)
+        finally:
+            pool.close()
     if as_json:
         print_json(results)
         return

@@ -31,9 +31,14 @@ from rapidnn.experiments.common import (
     retrained,
     write_json,
 )
+from rapidnn.experiments.executor import Executor
 from rapidnn.experiments.summary import FORMAT, audit_geomeans, geomeans, policy_geomeans
 from rapidnn.selection import TOLERANCE
 from rapidnn.workloads import Workload, get_workload
+
+
+class SweepPointsFailed(RuntimeError):
+    """Points of a workload's sweep failed on the executor (they are retried by a rerun)."""
 
 
 def evaluate_workload(wl: Workload, budget: Budget, w: int = 16, u: int = 16, *,
@@ -223,18 +228,24 @@ def run_reproduce(budget: Budget | str = "full", out: str | os.PathLike[str] = "
                   workloads: Sequence[str] | None = None,
                   shape_networks: Sequence[str] | None = None, progress: bool = True,
                   console: Console | None = None,
-                  root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+                  root: str | os.PathLike[str] | None = None,
+                  executor: Executor | None = None) -> dict[str, Any]:
     """Run the evaluation and write ``results.json``, ``report.md``, ``report.html`` and the
     plots (``plots/*.png``) into ``out``; returns the content of ``results.json``. The sweep
     of each workload is kept in ``out/sweeps/<workload>/sweep.json`` (a rerun resumes it).
-    ``out`` is locked for the whole run: a second run into it fails at once."""
+    ``out`` is locked for the whole run: a second run into it fails at once. ``executor``
+    runs the sweeps' points (``rapidnn.experiments.executor``; the evaluation of each
+    workload's chosen point stays in this process); a workload whose sweep had failed points
+    raises once every sweep is done (a rerun resumes)."""
     with locked(out) as folder:
-        return _reproduce(budget, folder, workloads, shape_networks, progress, console, root)
+        return _reproduce(budget, folder, workloads, shape_networks, progress, console, root,
+                          executor)
 
 
 def _reproduce(budget: Budget | str, folder: Path, workloads: Sequence[str] | None,
                shape_networks: Sequence[str] | None, progress: bool, console: Console | None,
-               root: str | os.PathLike[str] | None) -> dict[str, Any]:
+               root: str | os.PathLike[str] | None,
+               executor: Executor | None = None) -> dict[str, Any]:
     """:func:`run_reproduce` in the locked folder ``folder``."""
     from rich.progress import Progress
 
@@ -259,7 +270,11 @@ def _reproduce(budget: Budget | str, folder: Path, workloads: Sequence[str] | No
             t1 = time.perf_counter()
             doc = run_sweep(wl, values, values, mode="search",
                             out=folder / "sweeps" / wl.name, budget=budget, progress=progress,
-                            console=console, root=root, plot=False)
+                            console=console, root=root, plot=False, executor=executor)
+            if doc.get("failed"):
+                raise SweepPointsFailed(f"{wl.name}: {len(doc['failed'])} sweep point(s) "
+                                        f"failed ({doc['failed'][0]['error']}); run again to "
+                                        f"retry them")
             sweeps[wl.name] = doc["points"]
             smallest = doc["smallest_within_tolerance"]
             chosen = smallest or doc["most_accurate"]

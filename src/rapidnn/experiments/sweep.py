@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from rapidnn._files import atomic_write_text, locked
+from rapidnn._files import atomic_write, atomic_write_text, locked
 from rapidnn.budget import Budget, get_budget
 from rapidnn.composer.retrain import VERSION as RETRAIN_VERSION
 from rapidnn.experiments.common import (
@@ -41,6 +41,7 @@ from rapidnn.experiments.common import (
     retrained,
     write_json,
 )
+from rapidnn.experiments.executor import Executor, LocalExecutor, TaskResult
 from rapidnn.experiments.schema import SweepFile, check_shape
 from rapidnn.selection import (
     TOLERANCE,
@@ -130,6 +131,25 @@ def evaluate_point(wl: Workload, w: int, u: int, splits: Any, budget: Budget,
     return row
 
 
+def point_task(wl: Workload, w: int, u: int, budget: Budget,
+               reference: tuple[torch.Tensor, torch.Tensor], retrain: bool,
+               max_rounds: int | None, root: str | os.PathLike[str] | None,
+               float_model: tuple[bytes, bytes], before: float | None) -> dict[str, Any]:
+    """:func:`evaluate_point` as an executor's task (``rapidnn.experiments.executor``): the
+    driver's float model (``float_model``: the store entry's weights and info files) is
+    installed into this worker's store when it is not there yet, so a worker never trains it.
+    The workload travels as an object (its recipe and network factory), not as a name."""
+    from rapidnn.workloads.store import entry_paths
+
+    for path, content in zip(entry_paths(wl, budget.recipes, root), float_model, strict=True):
+        if not path.is_file() or path.stat().st_size != len(content):
+            atomic_write(path, lambda tmp, content=content: Path(tmp).write_bytes(content))
+    splits = wl.splits(budget.recipes)
+    return evaluate_point(wl, w, u, splits, budget, reference, retrain=retrain,
+                          max_rounds=max_rounds, progress=False, console=None, root=root,
+                          before=before)
+
+
 #: option keys that only concern retraining (older sweeps named the rounds ``max_epochs``)
 RETRAIN_OPTIONS = ("mode", "max_rounds", "max_epochs", "retrain_limit", "retrain_version")
 
@@ -197,16 +217,54 @@ def _describe(p: dict[str, Any]) -> str:
     return f"{text}), {p['bytes_per_neuron']:.1f} bytes/neuron, {p['seconds']:.0f} s"
 
 
+def _needs_retraining(p: dict[str, Any], retrain_limit: float) -> bool:
+    return (p.get("search") != "retrained" and p["quality_loss"] > TOLERANCE + 1e-12
+            and p["quality_loss"] <= retrain_limit + 1e-12)
+
+
+def _wave(order: list[dict[str, Any]], i: int, retrain_limit: float,
+          size: int) -> list[dict[str, Any]]:
+    """The points from ``order[i]`` (one that needs retraining) that the search would retrain
+    next if none of them were within tolerance: up to ``size``, stopping at a point the search
+    would stop at without retraining."""
+    wave = []
+    for p in order[i:]:
+        if p.get("search") == "retrained" or p["quality_loss"] <= TOLERANCE + 1e-12:
+            break
+        if _needs_retraining(p, retrain_limit):
+            wave.append(p)
+            if len(wave) == size:
+                break
+    return wave
+
+
 def _search(wl: Workload, points: list[dict[str, Any]], splits: Any,
             budget: Budget, reference: tuple[torch.Tensor, torch.Tensor],
             max_rounds: int | None, retrain_limit: float, *,
             save: Any, progress: bool, console: Console | None,
-            root: str | os.PathLike[str] | None) -> None:
+            root: str | os.PathLike[str] | None,
+            retrain_many: Any = None, parallelism: int = 1) -> list[dict[str, Any]]:
     """Retrain in ascending memory until a point is within tolerance (updates ``points`` in
     place and sets each point's ``search`` status; resumes from points already retrained).
-    A point already within tolerance before retraining is the answer as it is."""
+    A point already within tolerance before retraining is the answer as it is.
+
+    ``retrain_many(points) -> [TaskResult]`` retrains several points at once (an executor:
+    the next ``parallelism`` points the search would retrain, their results used in order
+    until one is within tolerance, the rest discarded: the same answer as one at a time).
+    Returns the points whose retraining failed (``{"weight_clusters", "input_clusters",
+    "error"}``)."""
+    def one_at_a_time(wave: list[dict[str, Any]]) -> list[TaskResult]:
+        return [TaskResult((p["weight_clusters"], p["input_clusters"]), evaluate_point(
+            wl, p["weight_clusters"], p["input_clusters"], splits, budget, reference,
+            retrain=True, max_rounds=max_rounds, progress=progress, console=console,
+            root=root, before=p["composed_accuracy"])) for p in wave]
+
+    retrain_many = retrain_many or one_at_a_time
+    pending: dict[tuple[int, int], TaskResult] = {}
+    failed: list[dict[str, Any]] = []
     found = False
-    for p in search_order(points):
+    order = search_order(points)
+    for i, p in enumerate(order):
         if found:
             p["search"] = "not needed (a smaller point is within tolerance)"
             continue
@@ -219,16 +277,28 @@ def _search(wl: Workload, points: list[dict[str, Any]], splits: Any,
                 p["search"] = (f"not retrained (loss {100 * p['quality_loss']:.2f} points > "
                                f"limit {100 * retrain_limit:.2f})")
                 continue
-            w, u, before = p["weight_clusters"], p["input_clusters"], p["composed_accuracy"]
+            key = (p["weight_clusters"], p["input_clusters"])
+            if key not in pending:
+                wave = _wave(order, i, retrain_limit, max(1, parallelism))
+                for r in retrain_many(wave):
+                    pending[r.key] = r
+            result = pending.pop(key)
+            if result.error is not None:
+                failed.append({"weight_clusters": key[0], "input_clusters": key[1],
+                               "error": result.error})
+                p["search"] = f"retraining failed: {result.error}"
+                if console is not None:
+                    console.print(f"search {wl.name}: w={key[0]} u={key[1]} failed: "
+                                  f"{result.error}")
+                continue
             p.clear()
-            p.update(evaluate_point(wl, w, u, splits, budget, reference, retrain=True,
-                                    max_rounds=max_rounds, progress=progress, console=console,
-                                    root=root, before=before))
+            p.update(result.value)
             p["search"] = "retrained"
             save()
             if progress and console is not None:
                 console.print(f"search {wl.name}: retrained {_describe(p)}")
         found = p["quality_loss"] <= TOLERANCE + 1e-12
+    return failed
 
 
 def run_sweep(workload: str | Workload, weight_clusters: list[int], input_clusters: list[int],
@@ -236,10 +306,13 @@ def run_sweep(workload: str | Workload, weight_clusters: list[int], input_cluste
               out: str | os.PathLike[str] = "sweep", restart: bool = False,
               budget: Budget | str = "full", progress: bool = True,
               console: Console | None = None, root: str | os.PathLike[str] | None = None,
-              plot: bool = True, retrain_limit: float = RETRAIN_LIMIT) -> dict[str, Any]:
+              plot: bool = True, retrain_limit: float = RETRAIN_LIMIT,
+              executor: Executor | None = None) -> dict[str, Any]:
     """Run (or resume) the sweep over the grid ``weight_clusters`` x ``input_clusters`` and
     return the content of ``sweep.json``. ``mode`` is one of :data:`MODES` (module
-    docstring)."""
+    docstring). ``executor``: where the points run (``rapidnn.experiments.executor``; default
+    this process, one after another); with Ray, a point that fails is listed in the file's
+    ``failed`` (the file is then not ``complete``, and a rerun measures it again)."""
     if mode not in MODES:
         raise ValueError(f"unknown sweep mode {mode!r} ({', '.join(MODES)})")
     if not 0 <= retrain_limit <= 1:
@@ -253,17 +326,19 @@ def run_sweep(workload: str | Workload, weight_clusters: list[int], input_cluste
                                 retrain_limit)
         return _sweep(wl, list(product(weight_clusters, input_clusters)), options, folder,
                       restart=restart, budget=budget, progress=progress,
-                      console=console or Console(stderr=True), root=root, plot=plot)
+                      console=console or Console(stderr=True), root=root, plot=plot,
+                      executor=executor)
 
 
 def _sweep(wl: Workload, grid: list[tuple[int, int]], options: dict[str, Any], folder: Path,
            *, restart: bool, budget: Budget, progress: bool, console: Console,
-           root: str | os.PathLike[str] | None, plot: bool) -> dict[str, Any]:
+           root: str | os.PathLike[str] | None, plot: bool,
+           executor: Executor | None = None) -> dict[str, Any]:
     """:func:`run_sweep` over ``grid`` in the locked folder ``folder``."""
     from rich.progress import Progress
 
     from rapidnn.composer.quality import predictions
-    from rapidnn.workloads.store import get_trained
+    from rapidnn.workloads.store import entry_paths, get_trained
 
     mode, max_rounds = options["mode"], options["max_rounds"]
     path = folder / "sweep.json"
@@ -283,9 +358,35 @@ def _sweep(wl: Workload, grid: list[tuple[int, int]], options: dict[str, Any], f
     if done:
         console.print(f"sweep {wl.name}: {len(done)} point(s) already in {path}, "
                       f"{len(todo)} to go")
+    failed: list[dict[str, Any]] = []
+    remote = executor is not None and not isinstance(executor, LocalExecutor)
+    if remote:  # sent once, whatever the number of tasks
+        shipped = executor.share(tuple(p.read_bytes() for p in entry_paths(
+            wl, budget.recipes, root)))
+        shared_reference = executor.share(reference)
+
+        def tasks(specs: list[tuple[int, int, bool, float | None]]) -> list[tuple]:
+            return [((w, u), (wl, w, u, budget, shared_reference, retrain, max_rounds,
+                              root, shipped, before)) for w, u, retrain, before in specs]
     with Progress(console=console, transient=True, disable=not progress) as bar:
         task = bar.add_task(f"sweep {wl.name}", total=len(todo))
-        for w, u in todo:
+        if remote:
+            bar.update(task, description=f"sweep {wl.name} on {executor.name} "
+                                         f"({executor.parallelism} at once)")
+            for r in executor.run(point_task, tasks([(w, u, mode == "all", None)
+                                                     for w, u in todo])):
+                if r.error is not None:
+                    failed.append({"weight_clusters": r.key[0], "input_clusters": r.key[1],
+                                   "error": r.error})
+                    console.print(f"sweep {wl.name}: w={r.key[0]} u={r.key[1]} failed: "
+                                  f"{r.error}")
+                else:
+                    points.append(r.value)
+                    write_json(path, doc)
+                    if progress:
+                        console.print(f"sweep {wl.name}: {_describe(points[-1])}")
+                bar.advance(task)
+        for w, u in todo if not remote else ():
             bar.update(task, description=f"sweep {wl.name} w={w} u={u}")
             points.append(evaluate_point(wl, w, u, splits, budget, reference,
                                          retrain=mode == "all", max_rounds=max_rounds,
@@ -294,16 +395,23 @@ def _sweep(wl: Workload, grid: list[tuple[int, int]], options: dict[str, Any], f
             if progress:
                 console.print(f"sweep {wl.name}: {_describe(points[-1])}")
             bar.advance(task)
-    if mode == "search":
-        _search(wl, points, splits, budget, reference, max_rounds, options["retrain_limit"],
-                save=lambda: write_json(path, doc), progress=progress, console=console,
-                root=root)
+    if mode == "search" and not failed:
+        many = (lambda wave: list(executor.run(point_task, tasks(
+            [(p["weight_clusters"], p["input_clusters"], True, p["composed_accuracy"])
+             for p in wave])))) if remote else None
+        failed += _search(wl, points, splits, budget, reference, max_rounds,
+                          options["retrain_limit"], save=lambda: write_json(path, doc),
+                          progress=progress, console=console, root=root, retrain_many=many,
+                          parallelism=executor.parallelism if remote else 1)
     order = {(w, u): i for i, (w, u) in enumerate(grid)}
     points.sort(key=lambda p: order.get((p["weight_clusters"], p["input_clusters"]), 1 << 30))
     front = set(pareto_front(points))
     for i, p in enumerate(points):
         p["pareto"] = i in front
-    doc.update({"complete": True, "smallest_within_tolerance": smallest_within_tolerance(points),
+    if failed:
+        doc["failed"] = failed
+    doc.update({"complete": not failed,
+                "smallest_within_tolerance": smallest_within_tolerance(points),
                 "most_accurate": most_accurate(points),
                 "seconds_this_run": round(time.perf_counter() - t0, 2)})
     if plot:

@@ -105,6 +105,17 @@ def _rate(c: dict) -> str:
     return f"<= {r:.2g}" if c["one_point_at_first_rate"] else f"{r:.2g}"
 
 
+def _span(years: float | None) -> str:
+    """A lifetime in the unit that reads best (seconds to years)."""
+    if years is None:
+        return "-"
+    seconds = years * 365.25 * 86400
+    for unit, size in (("years", 365.25 * 86400), ("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.3g} s"
+
+
 def _markdown(out: dict) -> str:
     lines = ["# Device faults and endurance (issue 21)", "",
              f"`benchmarks/bench_faults.py`, {out['images']} evenly spread test images, "
@@ -134,14 +145,21 @@ def _markdown(out: dict) -> str:
     lines += ["## Lifetime until the first cell wears out", "",
               "Endurance 1e9 writes per cell (assumed; ReRAM 1e6..1e12: the lifetime scales "
               "linearly), at the cost model's throughput; one copy of each layer.", "",
-              "| workload | hottest cell | writes/inference | inferences | years | "
-              "levelled inferences | levelled years | gain |", "|---|---|---|---|---|---|---|---|"]
+              "| workload | hottest cell | writes/inference | inferences | time | "
+              "levelled inferences | levelled time | gain |", "|---|---|---|---|---|---|---|---|"]
     for name, e in out["endurance"].items():
         h, lev = e["hottest"], e["with_wear_levelling"]
         lines.append(f"| {name} | {h['layer']} {h['class']} | {h['writes_per_inference']:.4g} | "
-                     f"{e['lifetime_inferences']:.3g} | {e['lifetime_years']:.3g} | "
-                     f"{lev['lifetime_inferences']:.3g} | {lev['lifetime_years']:.3g} | "
+                     f"{e['lifetime_inferences']:.3g} | {_span(e['lifetime_years'])} | "
+                     f"{lev['lifetime_inferences']:.3g} | {_span(lev['lifetime_years'])} | "
                      f"{e['levelling_gain']:.3g}x |")
+    lines += ["", "The hottest cell is a NOR scratch cell of row 0 of a slot, which every level of "
+              "the adder tree writes (13 cycles per added bit, one cell write per cycle, 12 of "
+              "13 on the slot row's 5 scratch cells), at every output position of a "
+              "convolution. Levelling spreads a layer's writes over its own blocks only; the "
+              "cost model's throughput assumes the mapper's layout and copies, while these "
+              "figures let one dense copy take every inference, so they are a lower bound "
+              "(docs/hardware.md, Endurance)."]
     return "\n".join(lines) + "\n"
 
 

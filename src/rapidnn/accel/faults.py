@@ -52,7 +52,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from rapidnn.accel.adder import ProcessingCrossbar
+from rapidnn.accel.adder import ProcessingCrossbar, popcount
 from rapidnn.accel.config import FaultConfig
 from rapidnn.accel.crossbar import ProductTableCrossbar
 from rapidnn.accel.rna import Env, Stage, WeightedStage, code_bits
@@ -258,9 +258,9 @@ class FaultyWeightedStage(Stage):
         stored = (tables & ~s0) | s1
         out = torch.where(((s0 | s1) & mask) != 0, sign_extend(stored, b), tables)
         if f.table_protection == "parity":
-            parity = _popcount(tables & mask, b) & 1
+            parity = popcount(tables & mask, b) & 1
             read = ((parity & ~(s0 >> b)) | (s1 >> b)) & 1
-            detected = ((_popcount(stored & mask, b) + read) & 1) != 0
+            detected = ((popcount(stored & mask, b) + read) & 1) != 0
             out = torch.where(detected, torch.zeros_like(out), out)
         return out
 
@@ -409,13 +409,6 @@ def _at(mask: torch.Tensor, r: torch.Tensor, width: int | None = None) -> torch.
     bit masks keep their low ``width`` bits (the cells a ``width``-bit value occupies)."""
     m = mask[:, r][None, :, None, :]
     return m if width is None else m & ((1 << width) - 1)
-
-
-def _popcount(t: torch.Tensor, bits: int) -> torch.Tensor:
-    out = torch.zeros_like(t)
-    for i in range(bits):
-        out += (t >> i) & 1
-    return out
 
 
 # the encoder AM ---------------------------------------------------------------------------

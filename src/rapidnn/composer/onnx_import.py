@@ -505,18 +505,8 @@ def _free_batch(graph: torch.fx.Graph, fixed_batch: int | None) -> None:
 def _check_same(converted: nn.Module, module: nn.Module, example: torch.Tensor,
                 shown: str) -> None:
     """The normalised module computes what onnx2torch's does (on the example batch)."""
-    try:
-        with torch.no_grad():
-            want = converted(example)
-    except Exception as exc:
-        raise OnnxImportError(f"{shown}: the converted model does not run on an input of shape "
-                              f"{tuple(example.shape)}: {_one_line(exc)}") from exc
-    try:
-        with torch.no_grad():
-            got = module(example)
-    except Exception as exc:
-        raise OnnxImportError(f"{shown}: the normalised model does not run on an input of shape "
-                              f"{tuple(example.shape)}: {_one_line(exc)}") from exc
+    want = _run(converted, example, "converted", shown)
+    got = _run(module, example, "normalised", shown)
     if not (isinstance(want, torch.Tensor) and isinstance(got, torch.Tensor)):
         raise OnnxImportError(f"{shown}: the model must return exactly one tensor")
     scale = 1.0 + float(want.detach().abs().max()) if want.numel() else 1.0
@@ -525,6 +515,16 @@ def _check_same(converted: nn.Module, module: nn.Module, example: torch.Tensor,
         raise OnnxImportError(f"{shown}: normalising the converted model changed its outputs "
                               f"(largest difference {diff:.3g}); this is a rapidnn bug: please "
                               f"report it with the file")
+
+
+def _run(model: nn.Module, example: torch.Tensor, which: str, shown: str) -> Any:
+    """``model(example)``, or one error naming the ``which`` model and the input shape."""
+    try:
+        with torch.no_grad():
+            return model(example)
+    except Exception as exc:
+        raise OnnxImportError(f"{shown}: the {which} model does not run on an input of shape "
+                              f"{tuple(example.shape)}: {_one_line(exc)}") from exc
 
 
 def _one_line(exc: BaseException) -> str:

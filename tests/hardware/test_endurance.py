@@ -107,8 +107,25 @@ def test_conv_lifetime_scales_inversely_with_positions():
         layer = next(x for x in lifetime(_compose(model, (1, side, side))).layers
                      if x.kind == "conv2d")
         assert layer.trace_scale == 1.0
-        hottest.append(layer.hottest)
+        hottest.append(layer.hottest_one_copy)
     assert hottest[1] / hottest[0] == pytest.approx(64 / 16)
+
+
+def test_the_mappers_copies_share_the_writes():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(2 * 8 ** 2, 2)).eval()
+    composed = _compose(model, (1, 10, 10))
+    mapped = lifetime(composed)
+    dense = lifetime(composed, config={"mapping": "dense", "replication": "none"})
+    conv = next(x for x in mapped.layers if x.kind == "conv2d")
+    assert conv.copies > 1  # 64 positions: the mapper copies the bottleneck
+    one = next(x for x in dense.layers if x.kind == "conv2d")
+    assert one.copies == 1 and one.hottest == pytest.approx(conv.hottest_one_copy)
+    assert conv.hottest == pytest.approx(one.hottest / conv.copies)
+    assert conv.levelled == pytest.approx(one.levelled / conv.copies)
+    assert mapped.lifetime_inferences >= dense.lifetime_inferences
+    assert mapped.lifetime_one_copy_inferences == pytest.approx(dense.lifetime_inferences)
 
 
 def test_counting_strategy_totals_agree(small):

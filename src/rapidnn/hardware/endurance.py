@@ -39,10 +39,16 @@ exact for unpadded layers (``trace_scale`` = 1); padded convolutions and windows
 fewer operands) are modelled as full windows and scaled to the trace's total (``trace_scale``
 < 1).
 
+Copies: the cost model's mapper gives a layer ``r`` copies (``LayerEstimate.replicas``), which
+share its stream (positions of a convolution, or inferences in turn), so each cell of a copy
+takes ``1 / r`` of the writes per inference above; the throughput that turns inferences into
+years is the same mapped design's. ``lifetime_one_copy_inferences`` keeps the one-copy figure
+(the lower bound that ignores the copies).
+
 Wear levelling (ideal): a layer's writes per inference (every class) spread evenly over the
-processing crossbars of its processing blocks (a layer without sums: of its blocks; a layer
-with no blocks, an activation on codes, is not levelled); the levelled lifetime is set by the
-layer with the most writes per levelled cell.
+processing crossbars of its processing blocks in all its copies (a layer without sums: of its
+blocks; a layer with no blocks, an activation on codes, is not levelled); the levelled lifetime
+is set by the layer with the most writes per levelled cell.
 """
 
 from __future__ import annotations
@@ -175,9 +181,11 @@ def _uniform(name: str, cells: float, writes: float) -> CellClass:
 
 @dataclass
 class LayerEndurance:
-    """One layer: its cell classes, its hottest cell (writes per inference) and, with wear
-    levelling, its writes per cell (``levelled``) over ``levelled_cells`` processing-crossbar
-    cells; ``trace_scale``: the trace's total / the modelled total (1: exact)."""
+    """One layer: its cell classes (per copy, as if one copy took the whole stream), its
+    ``copies`` (the mapper's), its hottest cell (writes per inference, over the copies) and,
+    with wear levelling, its writes per cell (``levelled``) over ``levelled_cells``
+    processing-crossbar cells of all copies; ``trace_scale``: the trace's total / the modelled
+    total (1: exact)."""
 
     name: str
     kind: str
@@ -187,6 +195,12 @@ class LayerEndurance:
     levelled: float
     levelled_cells: float
     trace_scale: float
+    copies: int = 1
+
+    @property
+    def hottest_one_copy(self) -> float:
+        """The hottest cell's writes per inference if one copy took the whole stream."""
+        return self.hottest * self.copies
 
 
 def _num(x: float) -> float | None:
@@ -206,11 +220,15 @@ class Endurance:
     lifetime_years: float
     with_wear_levelling: dict[str, Any] = field(default_factory=dict)
     levelling_gain: float = 1.0
+    lifetime_one_copy_inferences: float = math.inf
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (an infinite lifetime, nothing written, is None)."""
         d = asdict(self)
-        for k in ("throughput_ips", "lifetime_inferences", "lifetime_years", "levelling_gain"):
+        for lay, out in zip(self.layers, d["layers"], strict=True):
+            out["hottest_one_copy"] = lay.hottest_one_copy
+        for k in ("throughput_ips", "lifetime_inferences", "lifetime_years", "levelling_gain",
+                  "lifetime_one_copy_inferences"):
             d[k] = _num(d[k])
         for k in ("lifetime_inferences", "lifetime_years"):
             d["with_wear_levelling"][k] = _num(d["with_wear_levelling"][k])
@@ -225,7 +243,8 @@ def _bias_bits(lt: LayerTrace) -> int | None:
     return lt.acc_bits if round(extra) >= 1 else None
 
 
-def _layer(lt: LayerTrace, hw: RapidnnHardware, config: SimConfig) -> LayerEndurance:
+def _layer(lt: LayerTrace, hw: RapidnnHardware, config: SimConfig, copies: int
+           ) -> LayerEndurance:
     d = demand_of(lt, hw)
     m: LayerMap = map_layer(d, config.blocks)
     sizes = config.blocks
@@ -257,11 +276,11 @@ def _layer(lt: LayerTrace, hw: RapidnnHardware, config: SimConfig) -> LayerEndur
         classes.append(_uniform("am_thresholds", m.am_blocks * sizes.am_rows * sizes.am_bits, 0))
     hot = max(classes, key=lambda c: c.max, default=CellClass("", 0, 0, 0, 0, 0, 0, 0))
     blocks = m.proc_blocks if m.proc_blocks else m.blocks
-    levelled_cells = float(blocks * sizes.proc_rows * sizes.proc_cols)
+    levelled_cells = float(blocks * sizes.proc_rows * sizes.proc_cols * copies)
     total = sum(c.writes for c in classes)
-    levelled = total / levelled_cells if levelled_cells else hot.max
-    return LayerEndurance(lt.name, lt.kind, classes, hot.max, hot.name, levelled,
-                          levelled_cells, scale)
+    levelled = total / levelled_cells if levelled_cells else hot.max / copies
+    return LayerEndurance(lt.name, lt.kind, classes, hot.max / copies, hot.name, levelled,
+                          levelled_cells, scale, copies)
 
 
 # ------------------------------------------------------------------------------ the API
@@ -316,19 +335,23 @@ def lifetime(composed_or_trace: ComposedModel | Trace,
         raise HardwareConfigError("the endurance analysis needs a rapidnn description",
                                   file=spec.source_file, key="model")
     endurance = _endurance(spec, endurance_writes)
-    ips = arch.estimate(trace, hw, opts).throughput_ips
-    layers = [_layer(lt, hw, cfg) for lt in trace.layers]
+    est = arch.estimate(trace, hw, opts)
+    copies = {lay.name: max(1, lay.replicas) for lay in est.layers}
+    layers = [_layer(lt, hw, cfg, copies.get(lt.name, 1)) for lt in trace.layers]
     e = endurance["value"]
+    ips = est.throughput_ips
     hot = max(layers, key=lambda lay: lay.hottest)
     lev = max(layers, key=lambda lay: lay.levelled)
+    one = max(lay.hottest_one_copy for lay in layers)
     n = e / hot.hottest if hot.hottest > 0 else math.inf
     n_lev = e / lev.levelled if lev.levelled > 0 else math.inf
     return Endurance(
         endurance_writes=endurance, throughput_ips=ips, layers=layers,
         hottest={"layer": hot.name, "class": hot.hottest_class,
-                 "writes_per_inference": hot.hottest},
+                 "writes_per_inference": hot.hottest, "copies": hot.copies},
         lifetime_inferences=n, lifetime_years=n / ips / SECONDS_PER_YEAR,
         with_wear_levelling={"layer": lev.name, "writes_per_cell": lev.levelled,
                              "lifetime_inferences": n_lev,
                              "lifetime_years": n_lev / ips / SECONDS_PER_YEAR},
-        levelling_gain=n_lev / n if math.isfinite(n) else 1.0)
+        levelling_gain=n_lev / n if math.isfinite(n) else 1.0,
+        lifetime_one_copy_inferences=e / one if one > 0 else math.inf)

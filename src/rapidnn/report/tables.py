@@ -282,8 +282,9 @@ def fault_table(workloads: Sequence[dict[str, Any]]) -> Table:
 
 
 def endurance_table(workloads: Sequence[dict[str, Any]]) -> Table:
-    """Per workload: the hottest cell and the lifetime with and without wear levelling."""
-    t = Table(["network", "hottest cell", "writes / inference", "inferences", "years",
+    """Per workload: the hottest cell (its layer's copies sharing the writes) and the lifetime
+    with and without wear levelling."""
+    t = Table(["network", "hottest cell", "copies", "writes / inference", "inferences", "years",
                "levelled inferences", "levelled years"],
               title="lifetime until the first cell wears out")
     for e in workloads:
@@ -291,7 +292,7 @@ def endurance_table(workloads: Sequence[dict[str, Any]]) -> Table:
         if not life:
             continue
         h, lev = life["hottest"], life["with_wear_levelling"]
-        t.rows.append([esc(e["name"]), esc(f"{h['layer']} {h['class']}"),
+        t.rows.append([esc(e["name"]), esc(f"{h['layer']} {h['class']}"), str(h.get("copies", 1)),
                        f"{h['writes_per_inference']:.4g}", f"{life['lifetime_inferences']:.3g}",
                        f"{life['lifetime_years']:.3g}", f"{lev['lifetime_inferences']:.3g}",
                        f"{lev['lifetime_years']:.3g}"])

@@ -13,6 +13,7 @@ import rapidnn
 from rapidnn.accel.config import FaultConfig, SimConfig
 from rapidnn.accel.faults import (
     FaultyAM,
+    FaultyInputAM,
     FaultyWeightedStage,
     flip_masks,
     force,
@@ -163,6 +164,32 @@ def test_a_stuck_threshold_bit_moves_exactly_the_codes_between_old_and_new_word(
     changed = got != clean
     assert changed.any()
     assert ((acc[changed] >= new) & (acc[changed] < old)).all()
+
+
+def test_a_stuck_midpoint_bit_of_the_input_am_moves_exactly_the_codes_it_should():
+    torch.manual_seed(5)
+    net = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3)).eval()
+    x = torch.randn(300, 6)
+    cm = rapidnn.compose(net, x, 8, 8)
+    sim = Simulator(cm, SimConfig(record_codes=True, faults=FaultConfig(am=1e-12)))
+    st = sim.stages[0]
+    am: FaultyInputAM = st.am
+    clean = Simulator(cm, SimConfig(record_codes=True)).run(x).codes[st.name]
+    assert torch.equal(sim.run(x).codes[st.name], clean)  # no cell stuck: the same codes
+    row = 4
+    old = float(am.stored[0, row])
+    word = torch.tensor([old], dtype=torch.float32).view(torch.int32)
+    word |= 1 << 30  # the exponent's top bit stuck at 1: the midpoint grows by 2^128
+    new = float(word.view(torch.float32))
+    am.stored[:, row] = new
+    got = sim.run(x).codes[st.name]
+    mids = am.base.midpoints.clone()
+    mids[row] = new  # code = the highest k with k = 0 or stored_(k-1) < x
+    expect = ((mids[None, None, :] < x[..., None].double()) * torch.arange(1, len(mids) + 1)
+              ).amax(-1)
+    assert torch.equal(got, expect)
+    changed = got != clean
+    assert changed.any() and (x[changed] > old).all()  # only values past the old boundary
 
 
 def test_same_seed_same_result_other_seed_other_faults(model):

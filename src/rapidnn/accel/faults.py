@@ -28,7 +28,10 @@ Block kinds and what their faulty cells do:
   threshold word (row 0's sentinel included; disabled rows stay disabled). A shared threshold
   set has one copy per block, a per-channel set one per channel. The search returns the
   highest row whose stored word is <= the query, as the hardware does (corrupted rows need not
-  be sorted any more); no matching row gives code 0.
+  be sorted any more); no matching row gives code 0. The **input AM** (the raw input's
+  midpoints) stores each midpoint as an IEEE float32 word: a stuck cell forces one bit of it
+  (a stuck exponent bit moves the boundary by orders of magnitude; a NaN never matches), one
+  copy per block, the raw values split evenly over the copies in order.
 * **transient**: ``read_flips`` flips each bit of each looked-up product with that
   probability (every read); ``search_flips`` each bit of each saturated query word written
   into an AM (every search).
@@ -39,7 +42,7 @@ stuck cell; ``table_protection="tmr"`` stores three copies of each table entry a
 bitwise majority, ``"parity"`` one parity cell per entry, whose mismatch drops the product (the
 adder adds 0). Their costs are in :mod:`rapidnn.hardware.mitigation`.
 
-Not modelled: the input AM, the pooling AM, the code tables of unfused activations, the
+Not modelled: the pooling AM (written with window codes at every inference, not stored state), the code tables of unfused activations, the
 product table of an element-wise ``mul`` and the adder trees of pooling/add stages (they keep
 exact values); the counting strategy (faults need ``strategy="tree"``).
 """
@@ -55,7 +58,7 @@ import torch.nn.functional as F
 from rapidnn.accel.adder import ProcessingCrossbar, popcount
 from rapidnn.accel.config import FaultConfig
 from rapidnn.accel.crossbar import ProductTableCrossbar
-from rapidnn.accel.rna import Env, Stage, WeightedStage, code_bits
+from rapidnn.accel.rna import Env, InputStage, Stage, WeightedStage, code_bits
 
 
 # bits and words -------------------------------------------------------------------------------
@@ -459,6 +462,49 @@ class FaultyAM:
         return self.decode[self.search(values)]
 
 
+class FaultyInputAM:
+    """The input AM with stuck cells in its float32 midpoint words and flips in its queries:
+    ``code = max{k : k = 0 or stored_(k-1) < x}`` (the highest matching row; module docstring)."""
+
+    WORD_BITS = 32
+
+    def __init__(self, am, copies: int, faults: FaultConfig, rate: float, flip_rate: float,
+                 gen: torch.Generator, am_cols: int) -> None:
+        self.base, self.rows, self.decode = am, am.rows, am.decode
+        words = am.midpoints.to(torch.float32).view(torch.int32).to(torch.int64)
+        words = words.expand(copies, -1).clone()
+        s0, s1 = stuck_masks(tuple(words.shape), self.WORD_BITS, rate, faults.stuck_at_one, gen)
+        repair_rows(s0, s1, torch.arange(1, words.shape[1] + 1), faults.spare_rows, am_cols,
+                    rate, gen)
+        stored = force(words, s0, s1, self.WORD_BITS).to(torch.int32).view(torch.float32)
+        self.stored = stored.to(torch.float64)  # (copies, rows - 1)
+        self.copies, self.flip_rate, self.gen = copies, flip_rate, gen
+
+    def search(self, x: torch.Tensor) -> torch.Tensor:
+        q = x.to(torch.float32)
+        if self.flip_rate > 0:
+            flips = flip_masks(tuple(q.shape), self.WORD_BITS, self.flip_rate, self.gen)
+            if flips is not None:
+                bits = q.contiguous().view(torch.int32).to(torch.int64) ^ flips
+                q = sign_extend(bits, self.WORD_BITS).to(torch.int32).view(torch.float32)
+        flat = q.reshape(q.shape[0], -1).to(torch.float64)
+        values = flat.shape[1]
+        copy = torch.arange(values) * self.copies // max(1, values)
+        keys = self.stored[copy]  # (values, rows - 1)
+        index = torch.arange(1, self.rows)
+        out = []
+        step = max(1, (1 << 24) // max(1, values * self.rows))
+        for i in range(0, flat.shape[0], step):
+            match = keys[None] < flat[i:i + step, :, None]  # NaN never matches
+            out.append((match * index).amax(-1))  # rows >= 2: u >= 2 clusters
+        return torch.cat(out).reshape(q.shape)
+
+    def search_values(self, x: torch.Tensor) -> torch.Tensor:
+        if self.decode is None:
+            raise ValueError("this AM was programmed without decode values")
+        return self.decode[self.search(x)]
+
+
 # programming ------------------------------------------------------------------------------
 def inject(stages: list[Stage], config) -> list[Stage]:
     """The stages of a simulator programmed with ``config.faults`` (module docstring)."""
@@ -474,6 +520,13 @@ def inject(stages: list[Stage], config) -> list[Stage]:
                                  "with strategy='tree' only")
             if hit:
                 st = FaultyWeightedStage(st, faults, config, i)
+        if isinstance(st, InputStage):
+            rate = faults.rate("am", st.name)
+            flips = faults.rate("search_flips", st.name)
+            if rate > 0 or flips > 0:
+                copies = max(1, st.mapping.am_blocks or st.mapping.blocks)
+                st.am = FaultyInputAM(st.am, copies, faults, rate, flips,
+                                      _generator(faults.seed, i, 6), config.blocks.am_bits)
         if enc is not None:
             rate = faults.rate("am", st.name, enc.name)
             flips = faults.rate("search_flips", st.name, enc.name)

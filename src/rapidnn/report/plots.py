@@ -1,14 +1,38 @@
 """The report's plots (matplotlib, Agg backend), written as PNG files atomically (a kill during
-a write leaves the previous file whole). Names from the data are drawn as plain text."""
+a write leaves the previous file whole). Names from the data are drawn as plain text.
+
+Every figure is drawn at most :data:`WIDTH_IN` wide at :data:`DPI`, so the report page
+(``report.html``, 1200 px wide) shows it at its drawn size, and no text is smaller than
+:data:`MIN_FONT_PT` there; several networks are small multiples in a grid of at most
+:data:`COLUMNS` columns. Quality loss is in accuracy points everywhere."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from rapidnn._files import atomic_write
+from rapidnn.report.tables import NAMES, absolute, ratio_header
 from rapidnn.selection import TOLERANCE, pareto_front, smallest_within_tolerance
+
+#: resolution of the PNG files, and the widest figure (inches): 1100 px, shown unscaled on
+#: the report's 1200 px page
+DPI = 100
+WIDTH_IN = 11.0
+#: the smallest text a figure may hold (points, at its displayed size)
+MIN_FONT_PT = 9.0
+#: columns of a grid of small multiples
+COLUMNS = 3
+#: per-layer charts show this many layers (the most energy-hungry), the rest summed in one bar
+TOP_LAYERS = 14
+_STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10,
+          "xtick.labelsize": 9.5, "ytick.labelsize": 9.5, "legend.fontsize": 9.5,
+          "figure.titlesize": 12}
+_DESIGNS = ("rapidnn", "isaac", "pipelayer", "gpu")
+_COLORS = {"rapidnn": "tab:red", "isaac": "tab:blue", "pipelayer": "tab:green",
+           "gpu": "tab:gray"}
 
 
 def _plt():
@@ -17,15 +41,18 @@ def _plt():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    plt.rcParams.update(_STYLE)
     return plt
 
 
-def _save(fig: Any, path: Path | str) -> Path:
-    """Lay out ``fig``, write it to ``path`` as PNG through a temporary file (its name ends in
-    ``.tmp``, hence the explicit format) and close it, also when the write fails."""
+def _save(fig: Any, path: Path | str, layout: bool = True) -> Path:
+    """Lay out ``fig`` (unless ``layout`` is false: laid out already), write it to ``path`` as
+    PNG through a temporary file (its name ends in ``.tmp``, hence the explicit format) and
+    close it, also when the write fails."""
     try:
-        fig.tight_layout()
-        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+        if layout:
+            fig.tight_layout()
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
     finally:
         _plt().close(fig)
 
@@ -34,6 +61,19 @@ def _label(text: Any) -> str:
     """``text`` (a name from the data) as literal plot text: ``$`` would start mathtext (and a
     malformed formula fails the whole plot), a newline would break the layout."""
     return " ".join(str(text).splitlines()).replace("$", r"\$")
+
+
+def _grid(n: int, height: float) -> tuple[Any, list[Any]]:
+    """A figure of ``n`` panels (at least one), :data:`COLUMNS` per row, each ``height``
+    inches tall; unused panels hidden. Returns the figure and the panels in order."""
+    plt = _plt()
+    n = max(1, n)
+    cols = min(n, COLUMNS)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(WIDTH_IN, height * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    return fig, list(axes.flat[:n])
 
 
 def _energy_axis(ax: Any, xs: Sequence[float]) -> None:
@@ -48,138 +88,267 @@ def _energy_axis(ax: Any, xs: Sequence[float]) -> None:
         ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
 
 
-def pareto_plot(points: Sequence[dict[str, Any]], path: Path, title: str = "") -> Path:
-    """Energy per inference (log x) against accuracy; the Pareto front joined and highlighted."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    xs = [p["energy_j"] for p in points]
-    ys = [100 * p["composed_accuracy"] for p in points]
-    ax.scatter(xs, ys, c="tab:gray", label="(w, u) points", zorder=2)
-    for p, x, y in zip(points, xs, ys, strict=True):
-        ax.annotate(f"{p['weight_clusters']},{p['input_clusters']}", (x, y), fontsize=7,
-                    xytext=(3, 3), textcoords="offset points")
-    front = sorted(pareto_front(list(points)), key=lambda i: xs[i])
-    if front:
-        ax.plot([xs[i] for i in front], [ys[i] for i in front], "o-", c="tab:red",
-                label="Pareto front", zorder=3)
-    if points:
-        ax.axhline(100 * points[0]["float_accuracy"], ls="--", c="tab:blue", lw=1,
-                   label="float model")
-    _energy_axis(ax, xs)
-    ax.set_xlabel("RAPIDNN energy per inference (J)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(_label(title), fontsize=9)
-    ax.legend(fontsize=8)
+#: quality-loss ticks (points) on the symmetric log axes and colour bars
+_LOSS_TICKS = (-30, -10, -3, -1, -0.3, 0, 0.3, 1, 3, 10, 30, 100)
+
+
+def _loss_axis(ax: Any, values: Sequence[float], tolerance: float) -> None:
+    """Quality loss (points) on a symmetric log axis (linear within one point) with plain
+    ticks, the tolerance dotted."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    ax.set_yscale("symlog", linthresh=1.0, linscale=0.6)
+    low, high = min([*values, 0.0]), max([*values, 1.0])
+    ax.yaxis.set_major_locator(FixedLocator([t for t in _LOSS_TICKS if low <= t <= high]))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.axhline(100 * tolerance, ls=":", c="tab:green", lw=1.5,
+               label=f"tolerance {100 * tolerance:.1f}")
+    ax.set_ylabel("quality loss (points)")
     ax.grid(alpha=0.3)
+
+
+def _front_panel(ax: Any, points: Sequence[dict[str, Any]], x: str, tolerance: float) -> None:
+    """One network's (w, u) points: ``x`` (energy on a log axis if it spans a decade) against
+    quality loss, its Pareto front joined in red and labelled ``w,u`` where labels do not
+    collide."""
+    xs = [p[x] for p in points]
+    ys = [100 * p["quality_loss"] for p in points]
+    ax.scatter(xs, ys, c="tab:gray", s=18, label="(w, u) points", zorder=2)
+    front = sorted(pareto_front(list(points), x=x), key=lambda i: xs[i])
+    ax.plot([xs[i] for i in front], [ys[i] for i in front], "o-", c="tab:red", ms=5,
+            label="Pareto front", zorder=3)
+    _loss_axis(ax, ys, tolerance)
+    if x == "energy_j":
+        _energy_axis(ax, xs)
+    ax.autoscale_view()
+    placed: list[tuple[float, float]] = []
+    for i in front:
+        px, py = ax.transData.transform((xs[i], ys[i]))
+        if any(abs(px - qx) < 40 and abs(py - qy) < 14 for qx, qy in placed):
+            continue
+        placed.append((px, py))
+        p = points[i]
+        ax.annotate(f"{p['weight_clusters']},{p['input_clusters']}", (xs[i], ys[i]),
+                    fontsize=9, xytext=(4, 4), textcoords="offset points", color="tab:red")
+
+
+def pareto_plot(points: Sequence[dict[str, Any]], path: Path, title: str = "",
+                tolerance: float = TOLERANCE) -> Path:
+    """One sweep: energy per inference against quality loss, the Pareto front highlighted."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    _front_panel(ax, points, "energy_j", tolerance)
+    ax.set_xlabel("RAPIDNN energy per inference (J)")
+    ax.set_title(_label(title))
+    ax.legend()
     return _save(fig, path)
 
 
 def multi_pareto_plot(sweeps: Mapping[str, Sequence[dict[str, Any]]], path: Path,
-                      title: str = "") -> Path:
-    """One panel per workload: energy vs accuracy with its Pareto front."""
-    plt = _plt()
-    n = max(1, len(sweeps))
-    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 4), squeeze=False)
-    for ax, (name, points) in zip(axes[0], sweeps.items(), strict=False):
-        xs = [p["energy_j"] for p in points]
-        ys = [100 * p["composed_accuracy"] for p in points]
-        ax.scatter(xs, ys, c="tab:gray")
-        for p, x, y in zip(points, xs, ys, strict=True):
-            ax.annotate(f"{p['weight_clusters']},{p['input_clusters']}", (x, y), fontsize=7)
-        front = sorted(pareto_front(list(points)), key=lambda i: xs[i])
-        ax.plot([xs[i] for i in front], [ys[i] for i in front], "o-", c="tab:red",
-                label="Pareto front")
-        _energy_axis(ax, xs)
-        ax.set_title(_label(name), fontsize=9)
-        ax.set_xlabel("energy per inference (J)")
-        ax.set_ylabel("accuracy (%)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.suptitle(_label(title), fontsize=10)
+                      x: str = "energy_j", title: str = "",
+                      tolerance: float = TOLERANCE) -> Path:
+    """Small multiples, one per network: ``x`` (``energy_j`` or ``bytes_per_neuron``) against
+    quality loss over the (w, u) grid, each with its Pareto front (lower left is better)."""
+    fig, axes = _grid(len(sweeps), 3.6)
+    for ax, (name, points) in zip(axes, sweeps.items(), strict=False):
+        _front_panel(ax, points, x, tolerance)
+        ax.set_xlabel("energy per inference (J)" if x == "energy_j" else
+                      "memory (bytes per neuron)")
+        ax.set_title(_label(name))
+    axes[0].legend(loc="upper right")
+    if title:
+        fig.suptitle(_label(title))
     return _save(fig, path)
 
 
 def accuracy_grid(sweeps: Mapping[str, Sequence[dict[str, Any]]], path: Path,
                   title: str = "", tolerance: float = TOLERANCE) -> Path:
-    """One panel per workload: quality loss over the (w, u) grid as a heat map, each cell
-    labelled with its accuracy (``r`` = after retraining); the smallest point within
+    """Small multiples, one per network: quality loss (points) over the (w, u) grid as a heat
+    map on one symmetric-log colour scale spanning every loss (nothing clipped), each cell
+    labelled with that same loss (``r``: after retraining); the smallest point within
     ``tolerance`` is boxed."""
+    from matplotlib.colors import SymLogNorm
     from matplotlib.patches import Rectangle
 
-    plt = _plt()
-    n = max(1, len(sweeps))
-    cols = min(n, 3)
-    rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.8 * rows), squeeze=False)
-    for ax in axes.flat[n:]:
-        ax.axis("off")
-    for ax, (name, points) in zip(axes.flat, sweeps.items(), strict=False):
+    losses = [100 * p["quality_loss"] for pts in sweeps.values() for p in pts]
+    low = min([*losses, -100 * tolerance])
+    high = max([*losses, 1.0])
+    norm = SymLogNorm(linthresh=100 * tolerance, linscale=0.5, vmin=low, vmax=high, base=10)
+    fig, axes = _grid(len(sweeps), 3.5)
+    image = None
+    for ax, (name, points) in zip(axes, sweeps.items(), strict=False):
         ws = sorted({p["weight_clusters"] for p in points})
         us = sorted({p["input_clusters"] for p in points})
-        loss = [[float("nan")] * len(us) for _ in ws]
+        grid = [[float("nan")] * len(us) for _ in ws]
         for p in points:
             i, j = ws.index(p["weight_clusters"]), us.index(p["input_clusters"])
-            loss[i][j] = 100 * p["quality_loss"]
-            label = f"{100 * p['composed_accuracy']:.1f}{'r' if p.get('retrained') else ''}"
-            ax.text(j, i, label, ha="center", va="center", fontsize=7)
-        image = ax.imshow(loss, cmap="RdYlGn_r", vmin=0, vmax=max(1.0, 4 * 100 * tolerance),
-                          origin="lower")
+            value = 100 * p["quality_loss"]
+            grid[i][j] = value
+            text = f"{value:.{1 if abs(value) >= 10 else 2}f}{'r' if p.get('retrained') else ''}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=9,
+                    color="white" if abs(value) > 10 else "black")
+        image = ax.imshow(grid, cmap="RdYlGn_r", norm=norm, origin="lower", aspect="auto")
         best = smallest_within_tolerance(list(points), tolerance)
         if best is not None:
             i, j = ws.index(best["weight_clusters"]), us.index(best["input_clusters"])
-            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=2, ec="tab:blue"))
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=2.5, ec="tab:blue"))
         ax.set_xticks(range(len(us)), [str(u) for u in us])
         ax.set_yticks(range(len(ws)), [str(w) for w in ws])
         ax.set_xlabel("input clusters u")
         ax.set_ylabel("weight clusters w")
-        ax.set_title(_label(name), fontsize=9)
-        fig.colorbar(image, ax=ax, label="quality loss (points)", shrink=0.8)
-    fig.suptitle(_label(title), fontsize=10)
-    return _save(fig, path)
+        ax.set_title(_label(name))
+    if title:
+        fig.suptitle(_label(title))
+    fig.tight_layout(rect=(0, 0, 0.9, 1))
+    if image is not None:
+        bar = fig.colorbar(image, cax=fig.add_axes((0.915, 0.08, 0.018, 0.84)))
+        bar.set_label(f"quality loss (points); log scale, linear within ±{100 * tolerance:.1f};"
+                      f" range {low:.1f} to {high:.1f}, nothing clipped")
+        bar.set_ticks([t for t in _LOSS_TICKS if low <= t <= high])
+        bar.ax.set_yticklabels([f"{t:g}" for t in bar.get_ticks()])
+    return _save(fig, path, layout=False)
+
+
+def _binomial_se(p: float, n: int) -> float:
+    """Standard error of an accuracy ``p`` measured on ``n`` images."""
+    return math.sqrt(max(p * (1 - p), 0.0) / n) if n > 0 else 0.0
 
 
 def accuracy_vs_bits(entries: Sequence[dict[str, Any]], path: Path, title: str = "") -> Path:
-    """Accuracy against the AM bits searched (approximate search); exact as a dashed line."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    for i, e in enumerate(entries):
+    """Small multiples, one per network: simulated accuracy against the AM bits searched, with
+    binomial standard errors on the sweep's images; exact search dashed with its ± one standard
+    error band."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = _grid(len(entries), 3.3)
+    for ax, e in zip(axes, entries, strict=False):
+        n = e["approximation"].get("images", 0)
         rows = e["approximation"]["rows"]
-        pts = sorted((r["bits"], r["accuracy"]) for r in rows if r["bits"] is not None)
-        color = f"C{i % 10}"
+        pts = sorted((r["bits"], 100 * r["accuracy"]) for r in rows if r["bits"] is not None)
         if pts:
-            ax.plot([b for b, _ in pts], [100 * a for _, a in pts], "o-", ms=3, c=color,
-                    label=_label(e["name"]))
-        exact = [r["accuracy"] for r in rows if r["bits"] is None]
+            ax.errorbar([b for b, _ in pts], [a for _, a in pts],
+                        yerr=[100 * _binomial_se(a / 100, n) for _, a in pts], fmt="o-",
+                        ms=4, capsize=3, c="tab:blue", label="approximate search")
+        exact = [100 * r["accuracy"] for r in rows if r["bits"] is None]
         if exact:
-            ax.axhline(100 * exact[0], ls="--", lw=0.8, c=color)
-    ax.set_xlabel("searched bits k (approximate AM search; dashed: exact)")
-    ax.set_ylabel("simulated accuracy (%)")
-    ax.set_title(_label(title), fontsize=9)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+            se = 100 * _binomial_se(exact[0] / 100, n)
+            ax.axhline(exact[0], ls="--", lw=1, c="black", label="exact search")
+            ax.axhspan(exact[0] - se, exact[0] + se, color="black", alpha=0.1)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("searched AM bits k")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title(f"{_label(e['name'])} ({n} images)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(loc="lower right")
+    if title:
+        fig.suptitle(_label(title))
     return _save(fig, path)
 
 
-def layer_energy(entry: dict[str, Any], path: Path, title: str = "") -> Path:
-    """Per-layer energy per inference on each architecture (grouped bars, log scale)."""
+def layer_energy(entry: dict[str, Any], path: Path, title: str = "",
+                 top: int = TOP_LAYERS) -> Path:
+    """Per-layer energy per inference on each architecture as horizontal grouped bars (log
+    scale), layers in network order with their names as recorded; beyond ``top`` layers, the
+    most energy-hungry ``top`` are shown and the rest summed in one bar."""
     plt = _plt()
-    archs = list(entry["layer_energy"])
+    per_arch = entry["layer_energy"]
+    archs = list(per_arch)
     layers: list[str] = []
-    for per in entry["layer_energy"].values():
+    for per in per_arch.values():
         layers += [n for n in per if n not in layers]
-    fig, ax = plt.subplots(figsize=(max(6.4, 0.5 * len(layers) * len(archs) / 2), 4.2))
-    width = 0.8 / max(1, len(archs))
+    peak = {n: max((per_arch[a].get(n) or 0.0) for a in archs) for n in layers}
+    shown = layers if len(layers) <= top else [
+        n for n in layers if n in sorted(layers, key=lambda k: -peak[k])[:top]]
+    rest = [n for n in layers if n not in shown]
+    labels = [_label(n) for n in shown] + ([f"other {len(rest)} layers"] if rest else [])
+    height = 1.4 + 0.22 * len(labels) * max(1, len(archs)) ** 0.5 * 1.6
+    fig, ax = plt.subplots(figsize=(8.5, height))
+    bar = 0.8 / max(1, len(archs))
     for i, arch in enumerate(archs):
-        per = entry["layer_energy"][arch]
-        xs = [j + i * width for j in range(len(layers))]
-        ax.bar(xs, [per.get(n, 0.0) or 0.0 for n in layers], width, label=_label(arch))
-    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(layers))])
-    ax.set_xticklabels([_label(n) for n in layers], rotation=60, ha="right", fontsize=7)
-    ax.set_yscale("log")
-    ax.set_ylabel("energy per inference (J)")
-    ax.set_title(_label(title), fontsize=9)
-    ax.legend(fontsize=8)
+        per = per_arch[arch]
+        values = [per.get(n) or 0.0 for n in shown]
+        if rest:
+            values.append(sum(per.get(n) or 0.0 for n in rest))
+        ys = [j + (i - (len(archs) - 1) / 2) * bar for j in range(len(labels))]
+        ax.barh(ys, values, bar, label=NAMES.get(arch, _label(arch)),
+                color=_COLORS.get(arch, f"C{i}"))
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("energy per inference (J, log scale)")
+    ax.set_title(_label(title))
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="lower right")
     return _save(fig, path)
+
+
+def absolute_plot(entries: Sequence[dict[str, Any]], path: Path) -> Path:
+    """Energy per inference, latency and throughput of RAPIDNN and each baseline per network
+    (horizontal grouped bars, log scales)."""
+    plt = _plt()
+    names = [_label(e["name"]) for e in entries]
+    fig, axes = plt.subplots(1, 3, figsize=(WIDTH_IN, 1.6 + 0.75 * len(entries)),
+                             sharey=True, squeeze=False)
+    bar = 0.8 / len(_DESIGNS)
+    for ax, (key, label) in zip(axes[0], (("energy_j", "energy per inference (J)"),
+                                          ("latency_s", "latency (s)"),
+                                          ("throughput_ips", "throughput (inferences/s)")),
+                                strict=True):
+        for i, d in enumerate(_DESIGNS):
+            values = [absolute(e, d)[key] for e in entries]
+            ax.barh([j + (i - 1.5) * bar for j in range(len(entries))],
+                    [v or 0.0 for v in values], bar, color=_COLORS[d], label=NAMES[d])
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].set_yticks(range(len(entries)), names)
+    axes[0][0].invert_yaxis()
+    axes[0][0].legend(loc="lower left", fontsize=9)
+    return _save(fig, path)
+
+
+def breakdown_plot(entries: Sequence[dict[str, Any]], path: Path) -> Path:
+    """Small multiples, one per network: the share of each design's energy per inference spent
+    in each kind of layer (from the per-layer energies), the total written at the bar's end."""
+    kinds: list[str] = []
+    shares: list[dict[str, dict[str, float]]] = []
+    totals: list[dict[str, float]] = []
+    for e in entries:
+        kind_of = {layer["name"]: layer["kind"] for layer in e["rapidnn"].get("layers", [])}
+        share, total = {}, {}
+        for d, per in e["layer_energy"].items():
+            by_kind: dict[str, float] = {}
+            for name, joules in per.items():
+                k = kind_of.get(name, "other")
+                by_kind[k] = by_kind.get(k, 0.0) + (joules or 0.0)
+                if k not in kinds:
+                    kinds.append(k)
+            total[d] = sum(by_kind.values())
+            share[d] = {k: 100 * v / total[d] if total[d] else 0.0 for k, v in by_kind.items()}
+        shares.append(share)
+        totals.append(total)
+    fig, axes = _grid(len(entries), 2.6)
+    for ax, e, share, total in zip(axes, entries, shares, totals, strict=False):
+        designs = list(share)
+        left = [0.0] * len(designs)
+        for c, k in enumerate(kinds):
+            widths = [share[d].get(k, 0.0) for d in designs]
+            ax.barh(range(len(designs)), widths, left=left, color=f"C{c}", label=_label(k))
+            left = [a + b for a, b in zip(left, widths, strict=True)]
+        for y, d in enumerate(designs):
+            ax.text(101, y, f"{total[d]:.2g} J", va="center", fontsize=9)
+        ax.set_yticks(range(len(designs)), [NAMES.get(d, _label(d)) for d in designs])
+        ax.invert_yaxis()
+        ax.set_xlim(0, 125)
+        ax.set_xticks([0, 25, 50, 75, 100])
+        ax.set_xlabel("share of energy per inference (%)")
+        ax.set_title(_label(e["name"]))
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(kinds), 6),
+               title="layer kind")
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    return _save(fig, path, layout=False)
 
 
 def tornado_plot(audit: Mapping[str, Any], path: Path | str, top: int = 12) -> Path:
@@ -190,7 +359,7 @@ def tornado_plot(audit: Mapping[str, Any], path: Path | str, top: int = 12) -> P
     keys = [k for k in ("isaac.energy_efficiency", "isaac.speedup",
                         "pipelayer.energy_efficiency", "pipelayer.speedup")
             if audit["tornado"].get(k)]
-    fig, axes = plt.subplots(len(keys), 1, figsize=(9, 2.2 + 0.32 * top * len(keys)),
+    fig, axes = plt.subplots(len(keys), 1, figsize=(WIDTH_IN, 1.2 + 0.34 * top * len(keys)),
                              squeeze=False)
     for ax, key in zip(axes[:, 0], keys, strict=True):
         rows = audit["tornado"][key][:top][::-1]
@@ -198,14 +367,14 @@ def tornado_plot(audit: Mapping[str, Any], path: Path | str, top: int = 12) -> P
         default = audit["smallest_changes"][key]["default"]
         for y, r in enumerate(rows):
             ax.barh(y, r["high"] - r["low"], left=r["low"], color="#4c72b0")
-        ax.set_yticks(range(len(rows)), [_label(r["parameter"]) for r in rows], fontsize=7)
+        ax.set_yticks(range(len(rows)), [_label(r["parameter"]) for r in rows])
         ax.set_xscale("log")
         ax.axvline(default, color="black", lw=1, label=f"default {default:.3g}x")
         paper = audit["paper"][base][metric]
         ax.axvline(paper, color="#c44e52", ls="--", lw=1, label=f"paper {paper}x")
-        ax.set_title(f"RAPIDNN {metric.replace('_', ' ')} over {base} "
-                     f"({_label(audit['network'])}): range over 10^-3..10^3", fontsize=9)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.set_title(f"{ratio_header(base, metric)} ({_label(audit['network'])}): range "
+                     "over 10^-3..10^3")
+        ax.legend(loc="lower right")
     return _save(fig, path)
 
 
@@ -214,26 +383,24 @@ def fault_curves_plot(curves: Mapping[str, Mapping[str, Any]], path: Path | str,
     """Accuracy against fault rate (log axis), one panel per network, one line per block kind
     with the spread over trials as error bars; the fault-free accuracy dashed and the
     one-point-loss level dotted. ``curves``: network name -> ``fault_curves`` result."""
-    plt = _plt()
-    n = max(1, len(curves))
-    fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 3.8), squeeze=False)
-    for ax, (name, res) in zip(axes[0], curves.items(), strict=False):
-        clean = res["clean_accuracy"]
+    fig, axes = _grid(len(curves), 3.8)
+    for ax, (name, res) in zip(axes, curves.items(), strict=False):
+        clean = 100 * res["clean_accuracy"]
         for curve in res["curves"]:
             pts = [p for p in curve["points"] if p["rate"] > 0]
             if not pts:
                 continue
-            ax.errorbar([p["rate"] for p in pts], [p["accuracy"] for p in pts],
-                        yerr=[p["std"] for p in pts], marker="o", capsize=3,
+            ax.errorbar([p["rate"] for p in pts], [100 * p["accuracy"] for p in pts],
+                        yerr=[100 * p["std"] for p in pts], marker="o", capsize=3,
                         label=_label(curve["block"]))
         ax.axhline(clean, color="grey", linestyle="--", linewidth=1, label="fault-free")
-        ax.axhline(clean - 0.01, color="grey", linestyle=":", linewidth=1, label="-1 point")
+        ax.axhline(clean - 1, color="grey", linestyle=":", linewidth=1, label="-1 point")
         ax.set_xscale("log")
-        ax.set_xlabel("fault rate (per cell; per bit per access for flips)")
-        ax.set_ylabel("accuracy")
-        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("fault rate (per cell; flips: per bit per access)")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_ylim(0, 102)
         ax.set_title(_label(name))
-        ax.legend(fontsize=8)
+        ax.legend(loc="lower left")
     if title:
         fig.suptitle(_label(title))
     return _save(fig, path)

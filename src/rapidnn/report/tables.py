@@ -16,12 +16,16 @@ from rich.console import Console
 from rich.markup import escape as rich_escape
 from rich.table import Table as RichTable
 
+from rapidnn.selection import TOLERANCE
+
 #: The paper's claims (arXiv 1806.05794 v4 / HPCA 2020 for ISAAC and PipeLayer; v1 for GPU).
-PAPER = {"quality_loss": "< 0.3%",
+PAPER = {"quality_loss": "< 0.3",
          "isaac": {"energy_efficiency": 68.4, "speedup": 48.1},
          "pipelayer": {"energy_efficiency": 49.5, "speedup": 10.9},
          "gpu": {"energy_efficiency": 382.6, "speedup": 211.5}}
 BASELINES = ("isaac", "pipelayer", "gpu")
+#: how each design is named in report text
+NAMES = {"rapidnn": "RAPIDNN", "isaac": "ISAAC", "pipelayer": "PipeLayer", "gpu": "GPU"}
 
 
 @dataclass
@@ -35,13 +39,50 @@ def pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f}%"
 
 
+def points(x: float | None) -> str:
+    """A quality loss (a fraction) in accuracy points, the report's one unit for losses."""
+    return "-" if x is None else f"{100 * x:.2f}"
+
+
 def loss(x: float | None, se: float | None = None) -> str:
-    """A quality loss in percentage points, with its paired standard error when known."""
-    return pct(x) if x is None or se is None else f"{pct(x)} ± {100 * se:.2f}"
+    """A quality loss in points, with its paired standard error when known."""
+    return points(x) if x is None or se is None else f"{points(x)} ± {100 * se:.2f}"
 
 
 def ratio(x: float | None) -> str:
     return "-" if x is None else f"{x:.3g}x"
+
+
+#: per ratio: its name, and what RAPIDNN does when it is above 1 and below 1
+_RATIOS = {"energy_efficiency": ("energy efficiency", "uses {}x less", "uses {}x more"),
+           "speedup": ("speed", "{}x faster", "{}x slower")}
+
+
+def ratio_header(base: str, metric: str) -> str:
+    """A ratio column's name, its direction written out: "energy efficiency, RAPIDNN ÷ ISAAC"."""
+    return f"{_RATIOS[metric][0]}, RAPIDNN ÷ {NAMES.get(base, base)}"
+
+
+def said(x: float | None, metric: str) -> str:
+    """A RAPIDNN ÷ baseline ratio and what it means: "0.4x (RAPIDNN uses 2.5x more)"."""
+    if x is None:
+        return "-"
+    _, up, down = _RATIOS[metric]
+    return f"{x:.3g}x (RAPIDNN {(up if x >= 1 else down).format(f'{max(x, 1 / x):.3g}')})"
+
+
+def absolute(entry: dict[str, Any], design: str) -> dict[str, float | None]:
+    """Energy (J), latency (s), throughput (inferences/s) and average power (W: energy x
+    throughput) of one design on one network, from its results entry."""
+    if design == "rapidnn":
+        r = entry["rapidnn"]
+        energy, latency, throughput = r["energy_j"], r["latency_s"], r["throughput_ips"]
+    else:
+        v = entry["vs"][design]
+        energy, throughput = v["energy_j"], v["throughput_ips"]
+        latency = v["latency_ratio"] * entry["rapidnn"]["latency_s"]
+    return {"energy_j": energy, "latency_s": latency, "throughput_ips": throughput,
+            "power_w": energy * throughput}
 
 
 #: Markdown's special characters (and ``|``, which ends a table cell, and ``&``, ``<``, ``>``,
@@ -94,19 +135,18 @@ def render_text(table: Table, width: int = 160) -> str:
 
 def paper_table(workloads: Sequence[dict[str, Any]], shapes: Sequence[dict[str, Any]],
                 geomean: dict[str, dict[str, float]],
-                geomean_all: dict[str, dict[str, float]] | None = None) -> Table:
-    """Per workload and geometric mean: accuracies, quality loss, energy efficiency and
-    speedup over each baseline, with the paper's claims as the last row."""
-    headers = ["network", "(w, u)", "float acc.", "composed acc.", "quality loss"]
-    for b in BASELINES:
-        headers += [f"{b} energy", f"{b} speed"]
-    t = Table(headers, title="RAPIDNN vs ISAAC, PipeLayer, GPU (per network: the smallest "
-                             "(w, u) within 0.3 points; * = none within, most accurate shown; "
-                             "quality loss ± its paired standard error)")
+                geomean_all: dict[str, dict[str, float]] | None = None, *,
+                tolerance: float = TOLERANCE) -> Table:
+    """Per workload and geometric mean: accuracies, quality loss (points), energy efficiency
+    and speedup over each baseline (RAPIDNN ÷ baseline), with the paper's claims last."""
+    t = Table(_ratio_headers(["network", "(w, u)", "float acc.", "composed acc.",
+                              "quality loss (points)"]),
+              title="RAPIDNN vs ISAAC, PipeLayer, GPU (per network: the smallest (w, u) within "
+                    f"{100 * tolerance:.1f} points; * = none within, most accurate shown; "
+                    "quality loss ± its paired standard error; above 1x favours RAPIDNN)")
 
-    def ratios(vs: dict[str, dict[str, float]], fmt: Any = ratio) -> list[str]:
-        return [fmt(vs.get(b, {}).get(k)) for b in BASELINES
-                for k in ("energy_efficiency", "speedup")]
+    def ratios(vs: dict[str, dict[str, float]]) -> list[str]:
+        return [said(vs.get(b, {}).get(k), k) for b in BASELINES for k in _METRICS]
 
     for e in workloads:
         star = "" if e.get("smallest_within_tolerance") is not None else "*"
@@ -118,13 +158,12 @@ def paper_table(workloads: Sequence[dict[str, Any]], shapes: Sequence[dict[str, 
                        *ratios(s["vs"])])
     losses = [e["quality_loss"] for e in workloads]
     mean_loss = sum(losses) / len(losses) if losses else None
-    t.rows.append(["**geometric mean (applications)**", "", "", "", f"mean {pct(mean_loss)}",
-                   *ratios(geomean)])
+    t.rows.append(["**geometric mean (applications)**", "", "", "",
+                   f"mean {points(mean_loss)}", *ratios(geomean)])
     if geomean_all is not None:
         t.rows.append(["**geometric mean (incl. ImageNet shapes)**", "", "", "", "",
                        *ratios(geomean_all)])
-    t.rows.append(["**paper**", "", "", "", PAPER["quality_loss"],
-                   *ratios(PAPER, lambda x: f"{x}x")])
+    t.rows.append(["**paper**", "", "", "", PAPER["quality_loss"], *_paper_ratios()])
     return t
 
 
@@ -145,7 +184,7 @@ def memory_table(workloads: Sequence[dict[str, Any]]) -> Table:
 
 
 def sweep_table(points: Sequence[dict[str, Any]], title: str = "sweep") -> Table:
-    t = Table(["w", "u", "before retraining", "accuracy", "quality loss", "bytes/neuron",
+    t = Table(["w", "u", "before retraining", "accuracy", "quality loss (points)", "bytes/neuron",
                "energy (J/inf)", "retrain rounds", "pareto"], title=title)
     for p in points:
         t.rows.append([str(p["weight_clusters"]), str(p["input_clusters"]),
@@ -159,20 +198,22 @@ def sweep_table(points: Sequence[dict[str, Any]], title: str = "sweep") -> Table
 
 def smallest_table(workloads: Sequence[dict[str, Any]]) -> Table:
     """Per workload: the smallest (w, u) within tolerance found by the search sweep."""
-    t = Table(["network", "smallest (w, u) within 0.3 points", "quality loss", "bytes/neuron",
-               "retrain rounds"], title="smallest (w, u) within 0.3 points (search sweep)")
+    t = Table(["network", "smallest (w, u) within tolerance", "quality loss (points)",
+               "bytes/neuron", "retrain rounds"],
+              title="smallest (w, u) within tolerance (search sweep)")
     for e in workloads:
         p = e.get("smallest_within_tolerance")
         if p is None:
             t.rows.append([esc(e["name"]), "none in the grid", "-", "-", "-"])
         else:
             t.rows.append([esc(e["name"]), f"{p['weight_clusters']}, {p['input_clusters']}",
-                           pct(p["quality_loss"]), f"{p['bytes_per_neuron']:.1f}",
+                           points(p["quality_loss"]), f"{p['bytes_per_neuron']:.1f}",
                            str(p.get("retrain_rounds") or 0)])
     return t
 
 
 def approx_table(workloads: Sequence[dict[str, Any]]) -> Table:
+    """Every approximate-search row: accuracy and agreement with exact search per bit count."""
     t = Table(["network", "searched bits", "accuracy", "agreement with exact"],
               title="approximate associative search")
     for e in workloads:
@@ -182,13 +223,40 @@ def approx_table(workloads: Sequence[dict[str, Any]]) -> Table:
     return t
 
 
+_METRICS = ("energy_efficiency", "speedup")
+
+
+def absolute_table(workloads: Sequence[dict[str, Any]],
+                   areas: dict[str, float | None]) -> Table:
+    """Per network and design: energy per inference, latency, throughput, average power
+    (energy x throughput) and chip area (``areas``: per baseline, from its preset)."""
+    t = Table(["network", "design", "energy per inference (µJ)", "latency (µs)",
+               "throughput (inferences/s)", "average power (W)", "chip area (mm²)"],
+              title="absolute figures (as-published policy; RAPIDNN's area from the run, the "
+                    "baselines' from their hardware presets)")
+    for e in workloads:
+        for d in ("rapidnn", *BASELINES):
+            if d != "rapidnn" and d not in e["vs"]:
+                continue
+            a = absolute(e, d)
+            area = e["rapidnn"].get("area_mm2") if d == "rapidnn" else areas.get(d)
+            t.rows.append([esc(e["name"]), NAMES[d], f"{1e6 * a['energy_j']:.3g}",
+                           f"{1e6 * a['latency_s']:.3g}", f"{a['throughput_ips']:,.0f}",
+                           f"{a['power_w']:.3g}", "-" if area is None else f"{area:.1f}"])
+    return t
+
+
 def _pair(r: dict[str, Any] | None) -> list[str]:
     r = r or {}
-    return [ratio(r.get("energy_efficiency")), ratio(r.get("speedup"))]
+    return [said(r.get(k), k) for k in _METRICS]
 
 
 def _ratio_headers(first: list[str]) -> list[str]:
-    return first + [f"{b} {k}" for b in BASELINES for k in ("energy", "speed")]
+    return first + [ratio_header(b, k) for b in BASELINES for k in _METRICS]
+
+
+def _paper_ratios() -> list[str]:
+    return [said(PAPER[b][k], k) for b in BASELINES for k in _METRICS]
 
 
 def policy_table(workloads: Sequence[dict[str, Any]], shapes: Sequence[dict[str, Any]],
@@ -203,8 +271,7 @@ def policy_table(workloads: Sequence[dict[str, Any]], shapes: Sequence[dict[str,
     for p, per in geomean.items():
         t.rows.append(["**geometric mean (applications)**", esc(p),
                        *(x for b in BASELINES for x in _pair(per.get(b)))])
-    t.rows.append(["**paper**", "", *(f"{PAPER[b][k]}x" for b in BASELINES
-                                      for k in ("energy_efficiency", "speedup"))])
+    t.rows.append(["**paper**", "", *_paper_ratios()])
     return t
 
 
@@ -233,12 +300,12 @@ def audit_table(scenarios: Sequence[dict[str, Any]], title: str) -> Table:
     for s in scenarios:
         t.rows.append([esc(s["name"]), esc(s.get("description", "")),
                        *(x for b in BASELINES for x in _pair(s.get(b)))])
-    t.rows.append(["**paper**", "", *(f"{PAPER[b][k]}x" for b in BASELINES
-                                      for k in ("energy_efficiency", "speedup"))])
+    t.rows.append(["**paper**", "", *_paper_ratios()])
     return t
 
 
-def _changes(best: dict[str, Any] | None) -> str:
+def changes_text(best: dict[str, Any] | None) -> str:
+    """An audit change set as text: each change, its factor and plausibility, the ratio."""
     if best is None:
         return "none within the sweep"
     return "; ".join(esc(c["change"]) + (f" x{c['factor']:.3g}" if "factor" in c else "")
@@ -248,15 +315,18 @@ def _changes(best: dict[str, Any] | None) -> str:
 
 def changes_table(audit: dict[str, Any]) -> Table:
     """Per paper ratio: the default, the closest scenario, and the smallest change sets."""
-    t = Table(["ratio", "paper", "default", "closest scenario", "smallest changes (any design)",
-               "smallest changes to RAPIDNN", "plausibly reached"],
+    t = Table(["ratio", "paper", "this reconstruction", "closest scenario",
+               "smallest changes (any design)", "smallest changes to RAPIDNN",
+               "plausibly reached"],
               title=f"what the paper's ratios would need ({esc(audit['network'])})")
     for key, row in audit["smallest_changes"].items():
         mine = audit["smallest_rapidnn_changes"][key]
         close = audit["closest"][key]
-        t.rows.append([esc(key), f"{row['paper']}x", ratio(row["default"]),
+        base, metric = key.split(".")
+        t.rows.append([ratio_header(base, metric), f"{row['paper']}x",
+                       said(row["default"], metric),
                        f"{esc(close['scenario'])} ({ratio(close['ratio'])})",
-                       _changes(row["smallest"]), _changes(mine["smallest"]),
+                       changes_text(row["smallest"]), changes_text(mine["smallest"]),
                        "yes" if row["plausible"] or mine["plausible"] else "no"])
     return t
 

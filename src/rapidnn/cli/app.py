@@ -16,13 +16,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.console import Console
 from typer import _click
 from typer.core import TyperGroup
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from rapidnn.budget import Budget
 
 MAX_SHOWN = 160  # characters of a path or value quoted in an error line
+#: columns of output that is not a terminal (a log file, a pipe): wide enough that no table
+#: wraps, so a path or a row is never split over lines
+UNWRAPPED_WIDTH = 1000
 
 
 class RapidnnGroup(TyperGroup):
@@ -57,7 +63,64 @@ class RapidnnGroup(TyperGroup):
 
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, cls=RapidnnGroup,
-                  help="RAPIDNN: deep-network inference inside non-volatile memory.")
+                  help="RAPIDNN: deep-network inference inside non-volatile memory.",
+                  epilog="Start with [b]rapidnn demo[/b]; every command has --help with "
+                         "examples. Your own model and data: docs/own-model.md.")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from rapidnn._version import __version__
+
+        sys.stdout.write(f"rapidnn {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="print the version and exit")] = False) -> None:
+    """RAPIDNN: deep-network inference inside non-volatile memory."""
+
+
+def console(stderr: bool = False, width: int | None = None) -> Console:
+    """A console for the CLI's output that never wraps a long line (a path) on a terminal, nor
+    wraps or crops a table when the output is not a terminal (:data:`UNWRAPPED_WIDTH`);
+    ``width``: at least this many columns on a terminal (wide tables)."""
+    out = Console(stderr=stderr, soft_wrap=True)
+    if not out.is_terminal:
+        return Console(stderr=stderr, soft_wrap=True, width=UNWRAPPED_WIDTH)
+    if width is not None and out.width < width:
+        return Console(stderr=stderr, soft_wrap=True, width=width)
+    return out
+
+
+def progress(out: Console, quiet: bool = False) -> Progress:
+    """A transient progress bar on ``out`` (stderr), shown only on a terminal and without
+    ``quiet`` (``--json``)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                    MofNCompleteColumn(), TimeElapsedColumn(), console=out, transient=True,
+                    disable=quiet or not out.is_terminal)
+
+
+@contextlib.contextmanager
+def busy(out: Console, what: str, quiet: bool = False) -> Iterator[None]:
+    """A spinner with the elapsed time while a step without a count runs (:func:`progress`)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn(what), TimeElapsedColumn(), console=out,
+                  transient=True, disable=quiet or not out.is_terminal) as bar:
+        bar.add_task(what, total=None)
+        yield
 
 
 def _one_line(text: str) -> str:

@@ -13,9 +13,20 @@ from rapidnn.cli.app import (
     QuickOption,
     check_output,
     choose_budget,
+    console,
     print_json,
     user_errors,
 )
+from rapidnn.cli.own import DataOption, ModelOption, TestOption, WeightsOption, user_workload
+from rapidnn.workloads import WORKLOADS
+
+
+def _examples(*commands: str, workloads: bool = True) -> str:
+    """A command's help epilog: its example command lines (and the workloads)."""
+    lines = "\n\n".join(f"  [cyan]{c}[/cyan]" for c in commands)
+    names = "\n\n".join(f"  [b]{name}[/b]: {wl.title}" for name, wl in WORKLOADS.items())
+    return f"[b]Examples[/b]\n\n{lines}" + (f"\n\n[b]Workloads[/b]\n\n{names}"
+                                             if workloads else "")
 
 
 def _threads(threads: int | None) -> None:
@@ -38,9 +49,7 @@ def _failed(doc: dict) -> None:
     """Exit with status 1, naming them, when points of a Ray run failed (a rerun resumes)."""
     failed = doc.get("failed") or []
     if failed:
-        from rich.console import Console
-
-        err = Console(stderr=True)
+        err = console(stderr=True)
         for f in failed:
             err.print(f"failed: w={f['weight_clusters']} u={f['input_clusters']}: {f['error']}")
         err.print(f"{len(failed)} point(s) failed; run the command again to retry them")
@@ -48,7 +57,7 @@ def _failed(doc: dict) -> None:
 
 
 def train_cmd(
-    workload: Annotated[str, typer.Argument(help="a workload name (rapidnn.workloads)")],
+    workload: Annotated[str, typer.Argument(help="a workload name (listed below)")],
     quick: QuickOption = False,
     budget: BudgetOption = None,
     threads: Threads = None,
@@ -56,19 +65,16 @@ def train_cmd(
 ) -> None:
     """Train a workload's float model (or load it from the store); print its test accuracy.
     An interrupted training resumes from its last finished epoch when run again."""
-    from rich.console import Console
-
     from rapidnn.workloads.store import get_trained
 
     with user_errors():
         _threads(threads)
-        console = Console(stderr=True)
         recipes = choose_budget(budget, quick).recipes
-        _, info = get_trained(workload, recipes, progress=True, console=console)
+        _, info = get_trained(workload, recipes, progress=True, console=console(stderr=True))
     if as_json:
         print_json({k: v for k, v in info.items() if k != "loss_history"})
         return
-    out = Console()
+    out = console()
     out.print(f"{info['workload']}{' (quick recipe)' if recipes == 'quick' else ''}: float test "
               f"accuracy "
               f"{info['test_accuracy']:.4f} (validation {info['val_accuracy']:.4f})")
@@ -76,7 +82,9 @@ def train_cmd(
 
 
 def sweep_cmd(
-    workload: Annotated[str, typer.Argument(help="a workload name")],
+    workload: Annotated[str | None, typer.Argument(
+        help="a workload name (listed below), or leave it out and give --model",
+        show_default=False)] = None,
     weight_clusters: Annotated[str, typer.Option(help="comma-separated w values")]
     = "4,8,16,32,64",
     input_clusters: Annotated[str, typer.Option(help="comma-separated u values")]
@@ -99,14 +107,15 @@ def sweep_cmd(
     threads: Threads = None,
     executor: ExecutorOption = "local",
     address: AddressOption = None,
+    user_model: ModelOption = None,
+    weights: WeightsOption = None,
+    data: DataOption = None,
+    test: TestOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="print sweep.json")] = False,
 ) -> None:
-    """Accuracy, memory per neuron and energy per inference over a (w, u) grid (resumable).
-
-    Example: rapidnn sweep mnist-mlp --weight-clusters 4,16 --input-clusters 4,16 --quick
-    --executor ray
-    """
-    from rich.console import Console
+    """Accuracy, memory per neuron and energy per inference over a (w, u) grid (resumable), of
+    a workload or of your own model and data (its store: <out>/store)."""
+    from pathlib import Path
 
     from rapidnn.experiments.common import parse_int_list
     from rapidnn.experiments.executor import get_executor
@@ -123,43 +132,59 @@ def sweep_cmd(
         us = parse_int_list(input_clusters, "--input-clusters")
         mode = "all" if retrain else "search" if search else "none"
         chosen = choose_budget(budget, quick)
+        err = console(stderr=True)
+        own = user_workload(user_model, weights, data, test, err, as_json)
+        if (workload is None) == (own is None):
+            raise ValueError(f"give a workload ({', '.join(WORKLOADS)}) or --model (your own "
+                             f"model with --data), not both" if workload is not None else
+                             f"give a workload ({', '.join(WORKLOADS)}) or --model (your own "
+                             f"model with --data)")
+        root = None if own is None else Path(out) / "store"
+        if own is not None:
+            from rapidnn.workloads.custom import install_float_model
+
+            info = install_float_model(own, root)
+            err.print(f"your model {own.model_spec}: float test accuracy "
+                      f"{info['test_accuracy']:.4f} on {info['sizes']['test']} examples "
+                      f"({own.classes} classes; store {root})", markup=False, highlight=False)
         pool = get_executor(executor, address, threads)
         if executor == "local":
             _threads(threads)
         try:
-            doc = run_sweep(workload, ws, us, mode=mode, max_rounds=max_rounds, budget=chosen,
-                            out=out, restart=restart, console=Console(stderr=True),
-                            retrain_limit=retrain_limit / 100, executor=pool)
+            doc = run_sweep(own or workload, ws, us, mode=mode, max_rounds=max_rounds,
+                            budget=chosen, out=out, restart=restart, console=err,
+                            retrain_limit=retrain_limit / 100, executor=pool, root=root)
         finally:
             pool.close()
     _failed(doc)
     if as_json:
         print_json(doc)
         return
-    console = Console(width=max(Console().width, 110))
-    console.print(to_rich(sweep_table(doc["points"], title=f"sweep {workload}"
+    name = workload if own is None else own.name
+    out_console = console(width=110)
+    out_console.print(to_rich(sweep_table(doc["points"], title=f"sweep {name}"
                                       f"{' (quick)' if chosen.quick else ''}, float accuracy "
                                       f"{100 * doc['float_accuracy']:.2f}%")))
     best = doc["smallest_within_tolerance"]
     if best is None:
-        console.print("no (w, u) point is within 0.3 points of the float model")
+        out_console.print("no (w, u) point is within 0.3 points of the float model")
     else:
-        console.print(f"smallest (w, u) within 0.3 points: w={best['weight_clusters']}, "
-                      f"u={best['input_clusters']} ({best['bytes_per_neuron']:.1f} bytes per "
-                      f"neuron, quality loss {100 * best['quality_loss']:.2f} points)")
-    console.print(f"written: {out}/sweep.json, {out}/sweep.txt, {out}/pareto.png")
+        out_console.print(f"smallest (w, u) within 0.3 points: w={best['weight_clusters']}, "
+                          f"u={best['input_clusters']} ({best['bytes_per_neuron']:.1f} bytes "
+                          f"per neuron, quality loss {100 * best['quality_loss']:.2f} points)")
+    out_console.print(f"written: {out}/sweep.json, {out}/sweep.txt, {out}/pareto.png",
+                      markup=False, highlight=False)
 
 
 def _print_results(results: dict, out: str, lead: str = "") -> None:
     """The paper's table of a results document, then where its files were written."""
-    from rich.console import Console
-
     from rapidnn.report.tables import paper_table, to_rich
 
-    console = Console(width=max(Console().width, 160))
-    console.print(to_rich(paper_table(results["workloads"], results["shape_networks"],
-                                      results["geomean"], results["geomean_with_shapes"])))
-    console.print(f"{lead}written: {out}/results.json, {out}/report.md, {out}/report.html")
+    out_console = console(width=160)
+    out_console.print(to_rich(paper_table(results["workloads"], results["shape_networks"],
+                                          results["geomean"], results["geomean_with_shapes"])))
+    out_console.print(f"{lead}written: {out}/results.json, {out}/report.md, {out}/report.html",
+                      markup=False, highlight=False)
 
 
 def reproduce_cmd(
@@ -179,24 +204,22 @@ def reproduce_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print results.json")] = False,
 ) -> None:
     """The paper's evaluation: results.json, report.md and report.html (plots embedded)."""
-    from rich.console import Console
-
     from rapidnn.experiments.executor import get_executor
     from rapidnn.experiments.reproduce import run_reproduce
     from rapidnn.workloads.transfer import import_trained
 
-    console = Console(stderr=True)
+    err = console(stderr=True)
     with user_errors():
         check_output(out, "folder")
         for r in import_trained(pretrained) if pretrained else []:
-            console.print(f"pretrained {r.workload}{_recipes_label(r.recipes)}: {r.status} "
+            err.print(f"pretrained {r.workload}{_recipes_label(r.recipes)}: {r.status} "
                           f"({r.key})")
         chosen = choose_budget(budget, quick)
         pool = get_executor(executor, address, threads)
         if executor == "local":
             _threads(threads)
         try:
-            results = run_reproduce(chosen, out, workloads=workload or None, console=console,
+            results = run_reproduce(chosen, out, workloads=workload or None, console=err,
                                     executor=pool)
         finally:
             pool.close()
@@ -239,7 +262,6 @@ def store_list_cmd(
 ) -> None:
     """The trained float models in the store (stale: trained with a recipe that changed;
     unreadable: a mistyped info file, with the reason below the table)."""
-    from rich.console import Console
     from rich.table import Table
 
     from rapidnn.workloads.store import store_root
@@ -250,7 +272,9 @@ def store_list_cmd(
     if as_json:
         print_json({"store": str(store_root()), "entries": rows})
         return
-    table = Table(title=f"float models in {store_root()}")
+    out = console()
+    out.print(f"float models in {store_root()}", markup=False, highlight=False)
+    table = Table()
     for column in ("workload", "key", "recipe", "test acc.", "val. acc.", "train s"):
         table.add_column(column)
 
@@ -262,11 +286,10 @@ def store_list_cmd(
         table.add_row(str(r["workload"]), r["key"], state,
                       pct(r["test_accuracy"]), pct(r["val_accuracy"]),
                       "-" if r["train_seconds"] is None else f"{r['train_seconds']:.0f}")
-    console = Console()
-    console.print(table)
+    out.print(table)
     for r in rows:
         if r["problem"]:
-            console.print(f"unreadable: {r['problem']}", markup=False, highlight=False)
+            out.print(f"unreadable: {r['problem']}", markup=False, highlight=False)
 
 
 @store_app.command("export")
@@ -308,13 +331,11 @@ def _print_transfer(results: list, as_json: bool) -> None:
     if as_json:
         print_json([r.to_dict() for r in results])
         return
-    from rich.console import Console
-
-    out = Console()
+    out = console()
     for r in results:
         acc = "" if r.test_accuracy is None else f", test accuracy {r.test_accuracy:.4f}"
         out.print(f"{r.status}: {r.workload}{_recipes_label(r.recipes)} {r.key}{acc} "
-                  f"({r.path})")
+                  f"({r.path})", markup=False, highlight=False)
 
 
 def _recipes_label(recipes: str | None) -> str:
@@ -323,8 +344,20 @@ def _recipes_label(recipes: str | None) -> str:
 
 def register(app: typer.Typer) -> None:
     """Add ``train``, ``sweep``, ``reproduce``, ``report`` and ``store`` to ``app``."""
-    app.command("train")(train_cmd)
-    app.command("sweep")(sweep_cmd)
-    app.command("reproduce")(reproduce_cmd)
-    app.command("report")(report_cmd)
+    app.command("train", epilog=_examples(
+        "rapidnn train mnist-mlp", "rapidnn train cifar10-vgg --quick --threads 4"))(train_cmd)
+    app.command("sweep", epilog=_examples(
+        "rapidnn sweep mnist-mlp --weight-clusters 4,16 --input-clusters 4,16 --quick",
+        "rapidnn sweep fashion-lenet5 --search --out sweep-fashion",
+        "rapidnn sweep mnist-mlp --quick --executor ray",
+        "rapidnn sweep --model tinynet.py:make_net --weights net.safetensors --data "
+        "train.npz --test test.npz --weight-clusters 4,16 --input-clusters 4,16 --out "
+        "sweep-tiny",
+        "rapidnn sweep --model net.onnx --data images/ --search"))(sweep_cmd)
+    app.command("reproduce", epilog=_examples(
+        "rapidnn reproduce --quick --pretrained pretrained/ --out results-quick",
+        "rapidnn reproduce --workload mnist-mlp --workload har-cnn --out results-two",
+        "rapidnn reproduce --executor ray --address auto"))(reproduce_cmd)
+    app.command("report", epilog=_examples(
+        "rapidnn report results-a results-b --out results", workloads=False))(report_cmd)
     app.add_typer(store_app, name="store")

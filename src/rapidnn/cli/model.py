@@ -1,10 +1,13 @@
 """The model commands: ``demo``, ``compose``, ``simulate``, ``estimate``, ``compare``, ``audit`` and
-``hardware show`` (heavy imports happen inside the commands: ``--help`` stays fast)."""
+``hardware show`` (heavy imports happen inside the commands: ``--help`` stays fast).
+``simulate``, ``estimate`` and ``compare`` take a ``.rapidnn`` file or the user's own model and
+data (:mod:`rapidnn.cli.own`)."""
 
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -12,30 +15,83 @@ from rich.console import Console
 from rapidnn.cli.app import (
     BudgetOption,
     app,
+    busy,
     check_output,
     choose_budget,
+    console,
     print_json,
+    progress,
     user_errors,
 )
+from rapidnn.cli.own import (
+    DataOption,
+    ModelOption,
+    TestOption,
+    WeightsOption,
+    compose_user_model,
+    user_workload,
+)
+from rapidnn.hardware.estimate import EstimateOptions
+
+if TYPE_CHECKING:
+    from rapidnn.composer.composed import ComposedModel
 
 
-@app.command()
+def _examples(*commands: str, note: str = "") -> str:
+    """A command's help epilog: its example command lines (and a note)."""
+    lines = "\n\n".join(f"  [cyan]{c}[/cyan]" for c in commands)
+    return f"[b]Examples[/b]\n\n{lines}" + (f"\n\n{note}" if note else "")
+
+
+#: the keys of an estimate-options YAML (``--config``), listed in the help of its commands
+CONFIG_KEYS = ("--config YAML keys (rapidnn.hardware.EstimateOptions): "
+               + ", ".join(EstimateOptions.model_fields)
+               + "; and simulator: (SimConfig fields). Example file: "
+                 "'replication: balanced' and 'objective: energy', one per line.")
+
+WeightClusters = Annotated[int, typer.Option(
+    "-w", "--weight-clusters", min=2, max=256, help="--model: weight clusters w",
+    rich_help_panel="Your own model and data")]
+InputClusters = Annotated[int, typer.Option(
+    "-u", "--input-clusters", min=2, max=256, help="--model: input clusters u",
+    rich_help_panel="Your own model and data")]
+ModelFile = Annotated[str | None, typer.Argument(
+    help="a .rapidnn file (or leave it out and give --model)", show_default=False)]
+
+
+@app.command(epilog=_examples(
+    "rapidnn demo", "rapidnn demo -w 8 -u 8 --save small.rapidnn",
+    "rapidnn demo --json > demo.json",
+    note="The float model is the shipped pretrained/mnist-mlp-<key>.safetensors when its key "
+         "matches (else from the store, else trained, about a minute)."))
 def demo(
-    weight_clusters: Annotated[int, typer.Option(min=2, max=256, help="w")] = 16,
-    input_clusters: Annotated[int, typer.Option(min=2, max=256, help="u")] = 16,
+    weight_clusters: Annotated[int, typer.Option("-w", "--weight-clusters", min=2, max=256,
+                                                 help="w")] = 16,
+    input_clusters: Annotated[int, typer.Option("-u", "--input-clusters", min=2, max=256,
+                                                help="u")] = 16,
     max_rounds: Annotated[int, typer.Option(min=0, help="retraining rounds (of one epoch) at "
                                                        "most")] = 5,
-    save: Annotated[str | None, typer.Option(help="write the composed model (.rapidnn)")] = None,
+    save: Annotated[str, typer.Option(help="where to write the composed model (.rapidnn)")]
+    = "mlp.rapidnn",
+    pretrained: Annotated[list[str] | None, typer.Option(
+        help="folders of shipped float models (default: pretrained/ here, then the source "
+             "checkout's)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the figures as JSON")] = False,
 ) -> None:
-    """Train (or load) an MNIST MLP, compose it, retrain it, print quality and memory."""
+    """Load (or train) the MNIST MLP, compose it, retrain it, print quality and memory, and
+    write the composed model (mlp.rapidnn) that the tour's later commands use."""
     from rapidnn.experiments.demo import run_demo
 
     with user_errors():
+        if not save.endswith(".rapidnn"):
+            raise ValueError(f"--save {save}: a composed model is written as a .rapidnn file")
         check_output(save)
-        console = Console(stderr=True) if as_json else Console()
-        figures = run_demo(weight_clusters, input_clusters, max_rounds, console=console,
-                           save=save)
+        out = console(stderr=as_json)
+        err = console(stderr=True)
+        figures = run_demo(weight_clusters, input_clusters, max_rounds, console=out,
+                           save=save, pretrained=None if pretrained is None else
+                           [Path(p) for p in pretrained],
+                           busy=lambda what: busy(err, what, as_json))
     if as_json:
         print_json(figures)
 
@@ -78,7 +134,10 @@ def _test_data(composed: Any, model: str, dataset: str | None, limit: int | None
     """The test set a command runs a composed model on: ``--dataset`` or the model's own,
     reshaped to the model's input; the first ``limit`` images (evenly spread ones with
     ``spread``: some test sets are sorted by class)."""
+    import torch
+
     from rapidnn import data
+    from rapidnn.workloads.custom import read_data
 
     if dataset is not None and not dataset.strip():
         raise ValueError("--dataset is empty; name a dataset or leave the option out (the "
@@ -86,64 +145,124 @@ def _test_data(composed: Any, model: str, dataset: str | None, limit: int | None
     name = dataset or composed.metadata.get("dataset")
     if name is None:
         raise ValueError(f"{model}: the model names no dataset; pass --dataset")
-    x, y = data.as_tensors(data.load(name, "test"))
+    if name not in data.DATASETS and (name.lower().endswith(".npz") or Path(name).is_dir()):
+        arrays, labels, _ = read_data(name)
+        x, y = torch.from_numpy(arrays), torch.from_numpy(labels)
+    else:
+        x, y = data.as_tensors(data.load(name, "test"))
     # a workload may feed the network another layout of the same data (HAR: 6x1x128)
     shape = composed.source.input.shape
     if x[0].numel() != math.prod(shape):
         raise ValueError(f"{name} test inputs of shape {tuple(x.shape[1:])} do not fit the "
                          f"model's input {shape}")
-    x = x.reshape(x.shape[0], *shape)
+    return name, *_first(x.reshape(x.shape[0], *shape), y, limit, spread)
+
+
+def _first(x: Any, y: Any, limit: int | None, spread: bool) -> tuple[Any, Any]:
+    """The first ``limit`` examples (evenly spread ones with ``spread``)."""
     if limit is not None and limit < len(x):
         n = len(x)
         pick = [i * n // limit for i in range(limit)] if spread else list(range(limit))
         x, y = x[pick], y[pick]
-    return name, x, y
+    return x, y
 
 
-@app.command("simulate")
+def _model_source(model: str | None, user_model: str | None, weights: str | None,
+                  data: str | None, test: str | None, w: int, u: int, out: Console,
+                  quiet: bool) -> tuple[str, ComposedModel, Any]:
+    """``(label, composed model, workload or None)``: the .rapidnn file ``model``, or the
+    user's ``--model`` composed at ``(w, u)`` (exactly one of them)."""
+    wl = user_workload(user_model, weights, data, test, out, quiet)
+    if (model is None) == (wl is None):
+        raise ValueError("give a .rapidnn file or --model (your own model), not both"
+                         if model is not None else "give a .rapidnn file or --model (your own "
+                                                   "model with --data)")
+    if wl is None:
+        return model, _load_model(model), None
+    return wl.model_spec, compose_user_model(wl, w, u, out, quiet), wl
+
+
+@app.command("simulate", epilog=_examples(
+    "rapidnn simulate mlp.rapidnn --limit 1000",
+    "rapidnn simulate mlp.rapidnn --strategy counting --approx-bits 4 --json",
+    "rapidnn simulate mlp.rapidnn --dataset my_test.npz",
+    "rapidnn simulate --model tinynet.py:make_net --weights net.safetensors --data train.npz "
+    "--test test.npz -w 16 -u 16"))
 def simulate_cmd(
-    model: Annotated[str, typer.Argument(help="a .rapidnn file")],
+    model: ModelFile = None,
     approx_bits: Annotated[int | None, typer.Option(min=1, help="AM searched bits (approximate)")]
     = None,
     strategy: Annotated[str, typer.Option(help="accumulation: tree or counting")] = "tree",
-    dataset: Annotated[str | None, typer.Option(help="test set (default: the model's)")] = None,
+    dataset: Annotated[str | None, typer.Option(help="test set: a dataset name, a .npz file "
+                                                     "(arrays x, y) or an image folder "
+                                                     "(default: the model's)")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="simulate the first N images")] = None,
+    user_model: ModelOption = None,
+    weights: WeightsOption = None,
+    data: DataOption = None,
+    test: TestOption = None,
+    weight_clusters: WeightClusters = 16,
+    input_clusters: InputClusters = 16,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Run a composed model on the RNA accelerator simulator over its workload's test set."""
+    """Run a composed model (or your own, composed here) on the RNA accelerator simulator over
+    its test set."""
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
     from rapidnn.accel.config import SimConfig
     from rapidnn.accel.simulator import simulate_dataset
 
+    err = console(stderr=True)
     with user_errors():
         if strategy not in ("tree", "counting"):
             raise ValueError(f"--strategy must be 'tree' or 'counting', not {strategy!r}")
-        composed = _load_model(model)
-        name, x, y = _test_data(composed, model, dataset, limit)
+        if user_model is not None and dataset is not None:
+            raise ValueError("--model takes its test data from --test (or --data), not "
+                             "--dataset")
+        label, composed, wl = _model_source(model, user_model, weights, data, test,
+                                            weight_clusters, input_clusters, err, as_json)
+        if wl is None:
+            name, x, y = _test_data(composed, label, dataset, limit)
+        else:
+            name = wl.test or f"{wl.data} (20% held out)"
+            x, y = _first(*wl.splits().test.tensors, limit, False)
         loader = DataLoader(TensorDataset(x, y), batch_size=256)
         cfg = SimConfig(strategy=strategy, approx_bits=approx_bits)
-        with torch.no_grad():
-            result = simulate_dataset(composed, loader, cfg)
+        with torch.no_grad(), progress(err, as_json) as bar:
+            task = bar.add_task(f"simulating {len(x)} images ({strategy})", total=len(x))
+
+            def batches() -> Any:
+                for batch in loader:
+                    yield batch
+                    bar.advance(task, len(batch[0]))
+
+            result = simulate_dataset(composed, batches(), cfg)
     trace = result.pop("trace", None)
-    result.update({"model": model, "dataset": name, "approx_bits": approx_bits,
+    result.update({"model": label, "dataset": name, "approx_bits": approx_bits,
                    "strategy": strategy})
+    if wl is not None:
+        result.update({"weight_clusters": weight_clusters, "input_clusters": input_clusters})
     if as_json:
         print_json({**result, "trace": trace})
         return
-    console = Console()
-    console.print(f"{model} on {name} test ({result['images']} images), strategy {strategy}, "
-                  f"{'exact' if approx_bits is None else f'{approx_bits}-bit approximate'} search")
-    console.print(f"  accuracy                       {result['accuracy']:.4f}")
-    console.print(f"  agreement with ComposedModel   {result['agreement']:.4f}")
-    console.print(f"  simulation time                {result['seconds']:.2f} s")
-    console.print("  per inference:")
+    out = console()
+    composed_at = "" if wl is None else f" composed at w={weight_clusters}, u={input_clusters}"
+    out.print(f"{label}{composed_at} on {name} test ({result['images']} images), strategy "
+              f"{strategy}, "
+              f"{'exact' if approx_bits is None else f'{approx_bits}-bit approximate'} search",
+              markup=False, highlight=False)
+    out.print(f"  accuracy                       {result['accuracy']:.4f}")
+    out.print(f"  agreement with ComposedModel   {result['agreement']:.4f}")
+    out.print(f"  simulation time                {result['seconds']:.2f} s")
+    out.print("  per inference:")
     for key, value in result["totals"].items():
-        console.print(f"    {key:<22} {value:,.0f}")
+        out.print(f"    {key:<22} {value:,.0f}")
 
 
-@app.command("compose")
+@app.command("compose", epilog=_examples(
+    "rapidnn compose net.onnx --calibration calib.npz -w 16 -u 16 --out net.rapidnn",
+    "rapidnn compose net.onnx --calibration calib.npz --json"))
 def compose_cmd(
     model: Annotated[str, typer.Argument(help="an .onnx file (one float input, batch first)")],
     calibration: Annotated[str, typer.Option(help="a .npz file: inputs as array 'x' (or its "
@@ -157,10 +276,7 @@ def compose_cmd(
     seed: Annotated[int, typer.Option(min=0, help="seed of sampling and k-means")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Compose an ONNX model into a .rapidnn file, clustering inputs on the calibration data.
-
-    Example: rapidnn compose net.onnx --calibration calib.npz -w 16 -u 16 --out net.rapidnn
-    """
+    """Compose an ONNX model into a .rapidnn file, clustering inputs on the calibration data."""
     from pathlib import Path
 
     import torch
@@ -174,9 +290,9 @@ def compose_cmd(
             raise ValueError(f"--out {target}: a composed model is written as a .rapidnn file")
         check_output(target)
         x, _ = read_npz(calibration)
-        composed = compose(model, list(torch.from_numpy(x).split(256)), weight_clusters,
-                           input_clusters,
-                           seed=seed)
+        with busy(console(stderr=True), f"composing {model}", as_json):
+            composed = compose(model, list(torch.from_numpy(x).split(256)), weight_clusters,
+                               input_clusters, seed=seed)
         composed.metadata.update({"onnx": Path(model).name,
                                   "calibration": Path(calibration).name})
         composed.save(target)
@@ -188,7 +304,7 @@ def compose_cmd(
     if as_json:
         print_json(figures)
         return
-    Console(soft_wrap=True).print(
+    console().print(
         f"composed {model} (w={weight_clusters}, u={input_clusters}, {len(x)} calibration "
         f"inputs): {len(figures['layers'])} weighted layers, "
         f"{memory['total_bits'] / 8 / 1024:.1f} KiB, {memory['bits_per_neuron'] / 8:.1f} "
@@ -213,7 +329,9 @@ def _float_list(text: str, option: str) -> list[float]:
     return sorted(set(values))
 
 
-@app.command("faults")
+@app.command("faults", epilog=_examples(
+    "rapidnn faults mlp.rapidnn --rates 0,1e-4,1e-3,1e-2 --blocks table,am --trials 5",
+    "rapidnn faults mlp.rapidnn --spare-rows 2 --protection parity --plot faults.png"))
 def faults_cmd(
     model: Annotated[str, typer.Argument(help="a .rapidnn file")],
     rates: Annotated[str, typer.Option(help="fault rates: per cell (stuck-at), per bit per "
@@ -235,12 +353,7 @@ def faults_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Accuracy against device-fault rate per block kind, the mitigation's cost, and the
-    lifetime until the first cell wears out (with and without wear levelling).
-
-    Example: rapidnn faults mlp.rapidnn --rates 0,1e-4,1e-3,1e-2 --blocks table,am --trials 5
-    """
-    from rich.progress import Progress
-
+    lifetime until the first cell wears out (with and without wear levelling)."""
     from rapidnn.accel.config import FaultConfig
     from rapidnn.experiments.faults import KINDS, fault_curves
     from rapidnn.hardware.endurance import lifetime
@@ -260,10 +373,8 @@ def faults_cmd(
         check_output(plot)
         composed = _load_model(model)
         name, x, y = _test_data(composed, model, dataset, limit, spread=True)
-        console = Console(stderr=True)
         steps = len(kinds) * sum(1 for r in grid if r > 0)
-        with Progress(console=console, transient=True, disable=as_json and
-                      not console.is_terminal) as bar:
+        with progress(console(stderr=True), as_json) as bar:
             task = bar.add_task(f"faults on {name}", total=steps)
             result = fault_curves(composed, x, y, rates=grid, kinds=kinds, trials=trials,
                                   seed=seed, mitigation=mitigation,
@@ -284,9 +395,11 @@ def faults_cmd(
 def _print_faults(result: dict[str, Any]) -> None:
     from rich.table import Table
 
-    console = Console(soft_wrap=True)
-    table = Table(title=f"{result['model']} on {result['dataset']} ({result['images']} images, "
-                        f"{result['trials']} trials; fault-free {result['clean_accuracy']:.4f})")
+    out = console()
+    out.print(f"{result['model']} on {result['dataset']} ({result['images']} images, "
+              f"{result['trials']} trials; fault-free {result['clean_accuracy']:.4f})",
+              markup=False, highlight=False)
+    table = Table()
     table.add_column("block")
     rates = [p["rate"] for p in result["curves"][0]["points"]]
     for r in rates:
@@ -299,65 +412,90 @@ def _print_faults(result: dict[str, Any]) -> None:
         shown = "none lost" if one is None else (
             f"<= {one:.2g}" if c["one_point_at_first_rate"] else f"{one:.2g}")
         table.add_row(c["block"], *cells, shown)
-    console.print(table)
+    out.print(table)
     cost = result["cost"]
-    console.print(f"mitigation: {cost['spare_rows']} spare rows, table protection "
+    out.print(f"mitigation: {cost['spare_rows']} spare rows, table protection "
                   f"{cost['table_protection']}: area x{cost['area_ratio']:.4f}, energy "
                   f"x{cost['energy_ratio']:.4f}, latency x{cost['latency_ratio']:.4f}")
     e = result["endurance"]
-    console.print(f"lifetime at {e['endurance_writes']['value']:.3g} writes per cell "
+    out.print(f"lifetime at {e['endurance_writes']['value']:.3g} writes per cell "
                   f"({e['endurance_writes']['tag']}): "
                   f"{e['lifetime_inferences']:.3g} inferences ({e['lifetime_years']:.3g} years) "
                   f"without wear levelling, {e['with_wear_levelling']['lifetime_inferences']:.3g}"
                   f" ({e['with_wear_levelling']['lifetime_years']:.3g} years) with it")
 
 
-@app.command("estimate")
+ConfigOption = Annotated[str | None, typer.Option(help="YAML of estimate options (keys below)")]
+
+
+@app.command("estimate", epilog=_examples(
+    "rapidnn estimate mlp.rapidnn --hardware isaac",
+    "rapidnn estimate mlp.rapidnn --config options.yaml --json",
+    "rapidnn estimate --model net.onnx --data calib.npz -w 16 -u 16", note=CONFIG_KEYS))
 def estimate_cmd(
-    model: Annotated[str, typer.Argument(help="a .rapidnn file")],
+    model: ModelFile = None,
     hardware: Annotated[str, typer.Option(help="rapidnn, isaac, pipelayer, gpu or a YAML file")]
     = "rapidnn",
-    config: Annotated[str | None, typer.Option(help="YAML of estimate options")] = None,
+    config: ConfigOption = None,
+    user_model: ModelOption = None,
+    weights: WeightsOption = None,
+    data: DataOption = None,
+    weight_clusters: WeightClusters = 16,
+    input_clusters: InputClusters = 16,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Energy, latency, throughput, area and power of a composed model on one architecture."""
+    """Energy, latency, throughput, area and power of a composed model (or your own, composed
+    here) on one architecture."""
     from rapidnn.hardware.costs import estimate, model_trace
 
+    err = console(stderr=True)
     with user_errors():
         options, sim = _load_config(config)
-        composed = _load_model(model)
-        est = estimate(composed, hardware, trace=model_trace(composed, sim_config=sim),
-                       config=options)
+        label, composed, _ = _model_source(model, user_model, weights, data, None,
+                                           weight_clusters, input_clusters, err, as_json)
+        with busy(err, f"estimating {label} on {hardware}", as_json):
+            est = estimate(composed, hardware, trace=model_trace(composed, sim_config=sim),
+                           config=options)
     if as_json:
         print_json(est.to_dict())
         return
     from rich.table import Table
 
-    table = Table(title=f"{model} on {est.hardware}")
+    table = Table(title=f"{Path(label).name} on {est.hardware}")
     for col in ("layer", "energy (J)", "stage time (s)", "units", "replicas"):
         table.add_column(col, justify="right" if col != "layer" else "left")
     for layer in est.layers:
         table.add_row(layer.name, f"{layer.energy_j:.3e}", f"{layer.stage_time_s:.3e}",
                       str(layer.units), str(layer.replicas))
-    console = Console()
-    console.print(table)
-    console.print(f"energy {est.energy_j:.3e} J/inference, latency {est.latency_s:.3e} s, "
-                  f"throughput {est.throughput_ips:,.0f} inferences/s, power {est.power_w:.3g} W"
-                  + ("" if est.area_mm2 is None else f", area {est.area_mm2:.2f} mm^2"))
+    out = console()
+    out.print(table)
+    out.print(f"energy {est.energy_j:.3e} J/inference, latency {est.latency_s:.3e} s, "
+              f"throughput {est.throughput_ips:,.0f} inferences/s, power {est.power_w:.3g} W"
+              + ("" if est.area_mm2 is None else f", area {est.area_mm2:.2f} mm^2"))
 
 
-@app.command("compare")
+@app.command("compare", epilog=_examples(
+    "rapidnn compare mlp.rapidnn", "rapidnn compare mlp.rapidnn --objective energy --json",
+    "rapidnn compare --model tinynet.py:make_net --weights net.safetensors --data train.npz "
+    "-w 16 -u 16", note=CONFIG_KEYS))
 def compare_cmd(
-    model: Annotated[str, typer.Argument(help="a .rapidnn file")],
-    config: Annotated[str | None, typer.Option(help="YAML of estimate options")] = None,
+    model: ModelFile = None,
+    config: ConfigOption = None,
     objective: Annotated[str | None, typer.Option(
         help="what the RAPIDNN mapper minimises: latency, energy or edp (default edp)")] = None,
+    user_model: ModelOption = None,
+    weights: WeightsOption = None,
+    data: DataOption = None,
+    weight_clusters: WeightClusters = 16,
+    input_clusters: InputClusters = 16,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """RAPIDNN's energy efficiency and speedup over ISAAC, PipeLayer and a GPU under every
-    comparison policy (as-published, iso-area, iso-power, filled, precision-matched)."""
+    comparison policy (as-published, iso-area, iso-power, filled, precision-matched), for a
+    composed model or your own (composed here)."""
     from rapidnn.hardware.costs import compare, model_trace
 
+    err = console(stderr=True)
     with user_errors():
         options, sim = _load_config(config)
         if objective is not None:
@@ -365,39 +503,43 @@ def compare_cmd(
                 raise ValueError(f"--objective must be latency, energy or edp, not "
                                  f"{objective!r}")
             options = {**options, "objective": objective}
-        composed = _load_model(model)
-        result = compare(composed, trace=model_trace(composed, sim_config=sim), config=options,
-                         name=composed.metadata.get("workload", model))
-    data = result.to_dict()
+        label, composed, _ = _model_source(model, user_model, weights, data, None,
+                                           weight_clusters, input_clusters, err, as_json)
+        with busy(err, f"comparing {label} with ISAAC, PipeLayer and a GPU", as_json):
+            result = compare(composed, trace=model_trace(composed, sim_config=sim),
+                             config=options, name=composed.metadata.get("workload", label))
+    data_out = result.to_dict()
     if as_json:
-        print_json(data)
+        print_json(data_out)
         return
     from rich.table import Table
 
-    console = Console(width=max(Console().width, 130))
+    out = console(width=130)
     table = Table(title=f"RAPIDNN vs baselines on {result.network}: energy efficiency / "
                         "speedup (above 1 favours RAPIDNN)")
     table.add_column("policy")
     baselines = list(result.baselines)
     for name in baselines:
         table.add_column(name, justify="right")
-    for policy, per in data["policies"].items():
+    for policy, per in data_out["policies"].items():
         table.add_row(policy, *(f"{per[b]['energy_efficiency']:.3g}x / {per[b]['speedup']:.3g}x"
                                 for b in baselines))
-    console.print(table)
-    mine = data["rapidnn"]
-    console.print(f"RAPIDNN (as published): {mine['energy_j']:.3e} J/inference, "
-                  f"{mine['throughput_ips']:,.0f} inferences/s, {mine['blocks_used']:,} of "
-                  f"{mine['blocks_available']:,.0f} blocks, row occupancy "
-                  f"{mine['row_occupancy']:.3%} (dense layout before the mapper: "
-                  f"{mine['before']['row_occupancy']:.3%}; bound 100% = "
-                  f"{mine['throughput_at_full_occupancy_ips']:,.0f} inferences/s)")
+    out.print(table)
+    mine = data_out["rapidnn"]
+    out.print(f"RAPIDNN (as published): {mine['energy_j']:.3e} J/inference, "
+              f"{mine['throughput_ips']:,.0f} inferences/s, {mine['blocks_used']:,} of "
+              f"{mine['blocks_available']:,.0f} blocks, row occupancy "
+              f"{mine['row_occupancy']:.3%} (dense layout before the mapper: "
+              f"{mine['before']['row_occupancy']:.3%}; bound 100% = "
+              f"{mine['throughput_at_full_occupancy_ips']:,.0f} inferences/s)")
 
 
-@app.command("audit")
+@app.command("audit", epilog=_examples(
+    "rapidnn audit mlp.rapidnn --quick", "rapidnn audit mlp.rapidnn --plot tornado.png --json",
+    note=CONFIG_KEYS))
 def audit_cmd(
     model: Annotated[str, typer.Argument(help="a .rapidnn file")],
-    config: Annotated[str | None, typer.Option(help="YAML of estimate options")] = None,
+    config: ConfigOption = None,
     plot: Annotated[str | None, typer.Option(help="write the tornado plot (PNG) here")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="short for --budget quick: five factors "
                                                         "(10^-3, 10^-1.5, 1, 10^1.5, 10^3) "
@@ -415,8 +557,10 @@ def audit_cmd(
         options, sim = _load_config(config)
         composed = _load_model(model)
         factors = FACTORS[::choose_budget(budget, quick).audit_stride]
-        result = audit(composed, trace=model_trace(composed, sim_config=sim), config=options,
-                       name=composed.metadata.get("workload", model), factors=factors)
+        with busy(console(stderr=True), f"auditing {model} ({len(factors)} factors)", as_json):
+            result = audit(composed, trace=model_trace(composed, sim_config=sim),
+                           config=options, name=composed.metadata.get("workload", model),
+                           factors=factors)
         if plot is not None:
             from rapidnn.report.plots import tornado_plot
 
@@ -426,7 +570,7 @@ def audit_cmd(
         return
     from rich.table import Table
 
-    console = Console(width=max(Console().width, 140))
+    out = console(width=140)
     table = Table(title=f"audit of the paper's ratios on {result['network']}: energy "
                         "efficiency / speedup")
     table.add_column("scenario")
@@ -439,10 +583,10 @@ def audit_cmd(
         table.add_row(sc["name"], *(f"{sc[b]['energy_efficiency']:.3g}x / "
                                     f"{sc[b]['speedup']:.3g}x" for b in ("isaac", "pipelayer",
                                                                           "gpu")))
-    console.print(table)
+    out.print(table)
     for title, key in (("smallest changes (any design)", "smallest_changes"),
                        ("smallest changes to RAPIDNN", "smallest_rapidnn_changes")):
-        console.print(f"[b]{title}[/b]")
+        out.print(f"[b]{title}[/b]")
         for ratio, row in result[key].items():
             best = row["smallest_plausible"] or row["smallest"]
             text = "none within the sweep" if best is None else ", ".join(
@@ -450,17 +594,19 @@ def audit_cmd(
                 for c in best["changes"])
             verdict = ("plausible" if row["plausible"] else
                        "none within the sweep" if best is None else "not plausible")
-            console.print(f"  {ratio}: paper {row['paper']}x, default {row['default']:.3g}x; "
-                          f"{text} ({verdict})")
+            out.print(f"  {ratio}: paper {row['paper']}x, default {row['default']:.3g}x; "
+                      f"{text} ({verdict})")
     if plot is not None:
-        console.print(f"tornado plot: {plot}")
+        out.print(f"tornado plot: {plot}")
 
 
 hardware_app = typer.Typer(no_args_is_help=True, help="Hardware descriptions of the cost model.")
 app.add_typer(hardware_app, name="hardware")
 
 
-@hardware_app.command("show")
+@hardware_app.command("show", epilog=_examples(
+    "rapidnn hardware show rapidnn", "rapidnn hardware show isaac --json",
+    "rapidnn hardware show my_chip.yaml"))
 def hardware_show(
     name: Annotated[str, typer.Argument(help="preset (rapidnn, isaac, pipelayer, gpu) or YAML")],
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
@@ -486,5 +632,6 @@ def hardware_show(
         pub = published.get(key.removesuffix("_mm2").removesuffix("_w")) or published.get(key)
         table.add_row(f"{key} ({unit})", "-" if value is None else f"{value:,.1f}",
                       "-" if not pub else f"{pub['value']:,}")
-    Console().print(table)
-    Console().print(f"power basis: {summary.get('power_basis')}")
+    out = console()
+    out.print(table)
+    out.print(f"power basis: {summary.get('power_basis')}")

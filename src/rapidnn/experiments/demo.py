@@ -1,37 +1,84 @@
-"""The demo: train (or load) an MNIST MLP, compose it, retrain it, report quality and memory."""
+"""The demo: load (or train) an MNIST MLP, compose it, retrain it, report quality and memory.
+
+The float model is the one the repository ships in ``pretrained/`` when its key is the current
+recipe's (imported into the store as ``rapidnn store import`` does); otherwise it comes from
+the store, or is trained (seeded) and stored.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from rapidnn.composer.compose import compose
 from rapidnn.composer.retrain import accuracy, retrain
-from rapidnn.workloads import get_workload
+from rapidnn.workloads import Workload, get_workload
 from rapidnn.workloads.store import get_trained
 
 WORKLOAD = "mnist-mlp"  # MLP 784-512-512-10, ReLU; recipe and split in rapidnn.workloads
+#: the composed model the demo writes by default (the CLI tour's later commands read it)
+DEFAULT_SAVE = "mlp.rapidnn"
+
+
+def shipped_folders() -> list[Path]:
+    """Where shipped float models are looked for: ``pretrained/`` in the working folder, then
+    the one of the source checkout this package runs from."""
+    checkout = Path(__file__).resolve().parents[3] / "pretrained"
+    return list(dict.fromkeys([Path("pretrained").resolve(), checkout]))
+
+
+def import_shipped(workload: Workload, folders: list[Path] | None = None,
+                   console: Console | None = None) -> Path | None:
+    """Import ``workload``'s shipped float model (``<key>.safetensors`` in one of ``folders``,
+    default :func:`shipped_folders`) into the store unless it holds it; the file used, or None
+    when none is shipped with the current recipe's key."""
+    from rapidnn.workloads.transfer import import_trained
+
+    name = f"{workload.key()}.safetensors"
+    for folder in folders if folders is not None else shipped_folders():
+        path = folder / name
+        if path.is_file():
+            (result,) = import_trained([str(path)])
+            if console is not None and result.status == "imported":
+                console.print(f"float model {workload.name}: imported the shipped model {path}")
+            return path
+    return None
 
 
 def run_demo(weight_clusters: int = 16, input_clusters: int = 16, max_rounds: int = 5,
-             console: Console | None = None, save: str | None = None) -> dict[str, Any]:
+             console: Console | None = None, save: str | os.PathLike[str] | None = DEFAULT_SAVE,
+             pretrained: list[Path] | None = None,
+             busy: Callable[[str], AbstractContextManager[Any]] | None = None,
+             ) -> dict[str, Any]:
     """Run the demo and return its figures (accuracies are fractions of the test set).
 
-    ``save``: also write the retrained composed model there (a ``.rapidnn`` file)."""
+    ``save``: write the retrained composed model there (a ``.rapidnn`` file; None: not
+    written); ``pretrained``: folders of shipped float models (default
+    :func:`shipped_folders`); ``busy(what)``: a context shown while a long step runs (a
+    spinner)."""
     console = console or Console()
+    busy = busy or (lambda _: contextlib.nullcontext())
     t0 = time.perf_counter()
     workload = get_workload(WORKLOAD)
-    model, _ = get_trained(workload, console=console)
+    shipped = import_shipped(workload, pretrained, console)
+    model, info = get_trained(workload, console=console)
     splits = workload.splits()  # fresh loaders: the same batches whether or not we just trained
     train, val, test = splits.train_loader(augment=False), splits.val_loader(), splits.test_loader()
     float_acc = accuracy(model, test)
-    composed = compose(model, train, weight_clusters, input_clusters, calibration_batches=20)
-    before = accuracy(composed, test)
+    with busy(f"composing {WORKLOAD} (w={weight_clusters}, u={input_clusters})"):
+        composed = compose(model, train, weight_clusters, input_clusters,
+                           calibration_batches=20)
+        before = accuracy(composed, test)
     result = retrain(composed, train, val, tolerance=0.003, max_rounds=max_rounds)
     after = accuracy(result.composed, test)
-    if save:
+    if save is not None:
         result.composed.metadata.update({"dataset": workload.dataset, "workload": WORKLOAD})
         result.composed.save(save)
     mem = result.composed.memory()
@@ -41,6 +88,8 @@ def run_demo(weight_clusters: int = 16, input_clusters: int = 16, max_rounds: in
         "composed_accuracy": after, "quality_loss": float_acc - after,
         "retrain_rounds": result.rounds, "bits_per_neuron": mem["bits_per_neuron"],
         "bytes_per_neuron": mem["bits_per_neuron"] / 8, "seconds": time.perf_counter() - t0,
+        "float_model": info["path"], "shipped_model": None if shipped is None else str(shipped),
+        "saved": None if save is None else os.fspath(save),
     }
     console.print(f"MNIST MLP 784-512-512-10, w = {weight_clusters}, u = {input_clusters}")
     console.print(f"  float accuracy (test)              {float_acc:.4f}")
@@ -50,7 +99,7 @@ def run_demo(weight_clusters: int = 16, input_clusters: int = 16, max_rounds: in
                   f"{after:.4f}  (quality loss {100 * (float_acc - after):+.2f} points)")
     console.print(f"  memory per neuron                  {figures['bytes_per_neuron']:.1f} bytes "
                   f"({mem['bits_per_neuron']:.0f} bits: tables, weight codes, thresholds, bias)")
-    if save:
-        console.print(f"  composed model written to          {save}")
+    if save is not None:
+        console.print(f"  composed model written to          {os.fspath(save)}")
     console.print(f"  wall time                          {figures['seconds']:.1f} s")
     return figures

@@ -93,7 +93,7 @@ def test_a_bare_layer_is_captured_like_the_same_layer_in_a_sequential(layer, x):
     assert layer.training  # the model's mode is restored
     assert [(n.name, n.op, n.inputs, n.shape, n.source) for n in bare] == \
         [(n.name, n.op, n.inputs, n.shape, n.source) for n in wrapped]
-    assert torch.equal(bare["_0"].weight, wrapped["_0"].weight)
+    assert torch.equal(bare["0"].weight, wrapped["0"].weight)
     assert torch.equal(bare.forward(x), layer(x))
 
 
@@ -107,9 +107,9 @@ def _with(value: float, what: str, index: int = 1) -> nn.Module:
 
 @pytest.mark.parametrize(
     ("value", "what", "expected"),
-    [(float("nan"), "bias", "layer '2' (node '_2'): bias contains NaN"),
-     (float("inf"), "weight", "layer '2' (node '_2'): weight contains infinite values"),
-     (float("-inf"), "bias", "layer '2' (node '_2'): bias contains infinite values")],
+    [(float("nan"), "bias", "layer '2': bias contains NaN"),
+     (float("inf"), "weight", "layer '2': weight contains infinite values"),
+     (float("-inf"), "bias", "layer '2': bias contains infinite values")],
 )
 def test_non_finite_parameters_name_the_layer_and_the_tensor(value, what, expected):
     with pytest.raises(CaptureError) as err:

@@ -5,14 +5,26 @@ topological order, with BatchNorm folded into the preceding Linear/Conv layer, D
 Identity removed, and every tensor shape (without the batch dimension) recorded from a
 shape-propagation run on an example input. Anything else fails with
 :class:`UnsupportedOperationError`, naming the node, its op and what is supported.
+
+Layer names (:func:`readable_names`): a node made from a module call is named by the module's
+path, as ``print(model)`` and ``model.named_modules()`` show it (``features.8``,
+``layer1.0.conv1``; ``1`` for the second layer of an ``nn.Sequential``); a module called again
+is ``<path>#2``, ``#3`` ... (as :func:`rapidnn.hardware.network.network_from_module` names
+it). A function or method call keeps its torch.fx name (``add``, ``add_1``, ``flatten``,
+``cat``), the graph input its argument's name (``x``), the output ``output``; the steps one
+call becomes (a spatial mean is a reshape, a pool and a reshape) are ``<name>_<step>``.
+Characters other than ASCII letters, digits and ``_`` in a module path become ``_``; a name
+already taken gets ``_2``, ``_3`` ... Names are unique.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import math
 import operator
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -275,7 +287,7 @@ def capture(model: nn.Module, example_input: torch.Tensor) -> CapturedGraph:
     kind = type(model).__name__
     was_training = model.training
     # torch.fx traces into a bare leaf (nn.Linear: F.linear on its own weight); as the only
-    # layer of a Sequential it is captured like the same layer in a network (node "_0")
+    # layer of a Sequential it is captured like the same layer in a network (layer "0")
     root = nn.Sequential(model) if torch.fx.Tracer().is_leaf_module(model, "") else model
     root.eval()
     try:
@@ -335,6 +347,7 @@ class _Converter:
         self.parts: dict[str, list[tuple[int, int]]] = {}  # chunk/split -> (start, stop) in dim
         self.part_dim: dict[str, int] = {}
         self.used_names = {n.name for n in gm.graph.nodes}
+        self.steps: dict[str, tuple[str, str]] = {}  # fresh name -> (fx node name, step)
 
     # helpers -----------------------------------------------------------------------------
     def src(self, arg: Any, node: torch.fx.Node) -> str:
@@ -355,6 +368,7 @@ class _Converter:
         while name in self.used_names:
             name += "_"
         self.used_names.add(name)
+        self.steps[name] = (base, suffix)
         return name
 
     def value(self, arg: Any, node: torch.fx.Node) -> Any:
@@ -408,7 +422,11 @@ class _Converter:
                 raise _unsupported(node, "parameters used outside a supported layer")
             else:  # pragma: no cover - fx has no other node kinds
                 raise _unsupported(node)
-        return CapturedGraph(self.nodes)
+        paths = {n.name: str(n.target) for n in self.gm.graph.nodes if n.op == "call_module"}
+        names = readable_names([n.name for n in self.nodes], paths, self.steps)
+        return CapturedGraph([dataclasses.replace(n, name=names[n.name],
+                                                  inputs=[names[i] for i in n.inputs])
+                              for n in self.nodes])
 
     # modules -----------------------------------------------------------------------------
     def module(self, node: torch.fx.Node, mod: nn.Module) -> None:
@@ -897,6 +915,42 @@ class _Converter:
                                params={"kernel": (positions, 1), "stride": (positions, 1),
                                        "padding": (0, 0)}, source=source))
         self.emit(CapturedNode(node.name, "reshape", [pooled], _shape(node), source=source))
+
+
+def readable_names(nodes: list[str], paths: dict[str, str],
+                   steps: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """Captured node (torch.fx) name -> the name users see (module docstring).
+
+    ``paths``: the module path of each node made from a module call; ``steps``: the node and
+    the step each extra node of a call comes from. Module calls are named first, so a
+    function's torch.fx name never takes a module's path.
+    """
+    out: dict[str, str] = {}
+    used: set[str] = set()
+
+    def take(name: str, sep: str) -> str:
+        k, unique = 1, name
+        while unique in used:
+            k += 1
+            unique = f"{name}{sep}{k}"
+        used.add(unique)
+        return unique
+
+    for n in nodes:
+        if n in paths:
+            out[n] = take(".".join(_NOT_NAME.sub("_", part) for part in paths[n].split(".")),
+                          "#")
+    for n in nodes:
+        if n not in out and n not in steps:
+            out[n] = take(n, "_")
+    for n in nodes:
+        if n in steps:
+            base, step = steps[n]
+            out[n] = take(f"{out.get(base, base)}_{step}", "_")
+    return out
+
+
+_NOT_NAME = re.compile(r"[^A-Za-z0-9_]")
 
 
 def _param(t: torch.Tensor | None) -> torch.Tensor | None:

@@ -32,9 +32,10 @@ from rapidnn.composer.config import ComposeConfig, ResolvedLayerOptions, describ
 from rapidnn.composer.plan import Plan, make_plan
 
 #: Version of the composition algorithm: bumped whenever the same model, data and options
-#: compose differently (2: calibration values drawn with replacement), so caches keyed by the
-#: options (rapidnn.workloads.store) never serve a model of another version.
-ALGORITHM_VERSION = 2
+#: compose differently (2: calibration values drawn with replacement; 3: layers named by
+#: module path, which also seeds their k-means), so caches keyed by the options
+#: (rapidnn.workloads.store) never serve a model of another version.
+ALGORITHM_VERSION = 3
 
 
 class ComposeError(ValueError):

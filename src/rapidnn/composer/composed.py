@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator, KeysView
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,6 +93,37 @@ class LayerView:
         }
 
 
+class Codebooks(nn.Module):
+    """The input codebooks by tensor name: a read-only mapping that registers them as
+    submodules (``nn.ModuleDict`` refuses the dots of module-path names)."""
+
+    def __init__(self, codebooks: dict[str, Codebook]) -> None:
+        super().__init__()
+        self.books = nn.ModuleList(codebooks.values())
+        self.index = {key: i for i, key in enumerate(codebooks)}
+
+    def __getitem__(self, key: str) -> Codebook:
+        return self.books[self.index[key]]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.index)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def keys(self) -> KeysView[str]:
+        return self.index.keys()
+
+    def values(self) -> list[Codebook]:
+        return list(self.books)
+
+    def items(self) -> list[tuple[str, Codebook]]:
+        return [(key, self.books[i]) for key, i in self.index.items()]
+
+
 class ComposedModel(nn.Module):
     """A network reinterpreted as codebooks, product tables and encoding thresholds.
 
@@ -103,7 +135,7 @@ class ComposedModel(nn.Module):
                  metadata: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.ops = nn.ModuleList(ops)
-        self.codebooks = nn.ModuleDict(codebooks)
+        self.codebooks = Codebooks(codebooks)
         self.source = source
         self.config = config
         # free-form JSON facts saved with the model, e.g. {"dataset": "mnist"} for the CLI

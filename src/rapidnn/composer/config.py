@@ -139,7 +139,17 @@ class ComposeConfig(BaseModel):
         """Fail on an override key that names neither a layer nor a layer type."""
         unknown = [k for k in self.overrides if k not in layer_names and k not in LAYER_TYPES]
         if unknown:
+            old = {_fx_name(n): n for n in layer_names}
+            renamed = {k: old[k] for k in unknown if k in old}
+            hint = (f" (layers are named by module path now: {renamed})" if renamed else "")
             raise ValueError(
-                f"override keys {unknown} name no layer; layers are {layer_names}, "
+                f"override keys {unknown} name no layer{hint}; layers are {layer_names}, "
                 f"types are {list(LAYER_TYPES)}"
             )
+
+
+def _fx_name(name: str) -> str:
+    """The torch.fx node name the layer at module path ``name`` had before layers were named
+    by module path (``.rapidnn`` format version 2: ``features_8``, ``_1``)."""
+    fx = name.replace(".", "_")
+    return f"_{fx}" if fx[:1].isdigit() else fx

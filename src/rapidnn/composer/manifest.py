@@ -26,9 +26,11 @@ from rapidnn.composer.ops import OP_TYPES
 
 FORMAT_NAME = "rapidnn.composed"
 #: 2: SHA-256 of the manifest and of the tensors; every field validated on load (issue 19).
-#: Version 1 files (no checksums) are still read and validated the same way.
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+#: 3: layers named by module path (``features.8``, ``relu#2``; issue 23), so a reader of an
+#: older version refuses the file by its version instead of by a name. Versions 1 (no
+#: checksums) and 2 (torch.fx names: ``features_8``) are still read and validated the same way.
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 NODE_OPS = ("input", "output", *WEIGHTED_OPS, *ELEMENTWISE, *POOLS, *LAYOUT_OPS, "add", "mul")
 MAX_NAME = 512  # characters of a node, op or codebook name
 MAX_DIM = 2**20  # one dimension of a captured shape
@@ -45,9 +47,12 @@ class ManifestError(ValueError):
         self.field = field
 
 
-#: node, op and codebook names are identifiers (as torch.fx names them): they become tensor
-#: name parts and dictionary keys, never paths
-Name = Annotated[str, StringConstraints(max_length=MAX_NAME, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+#: node, op and codebook names are words of ASCII letters, digits and ``_`` joined by ``.`` or
+#: ``#`` (module paths as capture names layers: ``layer1.0.conv1``, ``relu#2``; torch.fx names:
+#: ``add_1``): they become tensor name parts and dictionary keys, never paths. A tensor name
+#: ``<part>.<name>.<buffer>`` stays unambiguous: a buffer name has no dot.
+Name = Annotated[str, StringConstraints(max_length=MAX_NAME,
+                                        pattern=r"^[A-Za-z0-9_]+([.#][A-Za-z0-9_]+)*$")]
 Window = Annotated[list[Annotated[int, Field(ge=1, le=MAX_WINDOW)]],
                    Field(min_length=2, max_length=2)]
 Padding = Annotated[list[Annotated[int, Field(ge=0, le=MAX_WINDOW)]],

@@ -104,17 +104,20 @@ class ClusterAwareModel(nn.Module):
         super().__init__()
         self.graph: CapturedGraph = composed.source
         self.plan = make_plan(self.graph, composed.config)
-        self.weight_centroids = nn.ParameterDict()
-        self.biases = nn.ParameterDict()
+        # lists indexed by layer (nn.ParameterDict refuses the dots of module-path names)
+        self.weight_centroids = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        self.index: dict[str, int] = {}
         self.codes: dict[str, torch.Tensor] = {}
         self.weight_bits: dict[str, int] = {}
         for op in composed.ops:
             if isinstance(op, WeightedLayer):
                 node = self.graph[op.name]
-                self.weight_centroids[op.name] = nn.Parameter(
-                    op.weight_centroids.detach().float().cpu().clone())
+                self.index[op.name] = len(self.weight_centroids)
+                self.weight_centroids.append(nn.Parameter(
+                    op.weight_centroids.detach().float().cpu().clone()))
                 bias = node.bias if node.bias is not None else torch.zeros(node.weight.shape[0])
-                self.biases[op.name] = nn.Parameter(bias.detach().clone().float())
+                self.biases.append(nn.Parameter(bias.detach().clone().float()))
                 codes = op.weight_codes.long().cpu()
                 groups = op.weight_centroids.shape[0]
                 g = (torch.arange(codes.shape[0]) % groups).reshape(
@@ -126,7 +129,7 @@ class ClusterAwareModel(nn.Module):
 
     def clustered_weight(self, name: str) -> torch.Tensor:
         """Every weight replaced by its (trainable) cluster centroid in fixed point."""
-        c = _fixed_point(self.weight_centroids[name], self.weight_bits[name])
+        c = _fixed_point(self.weight_centroids[self.index[name]], self.weight_bits[name])
         return c.reshape(-1)[self.codes[name].to(c.device)]
 
     def snap(self, key: str, v: torch.Tensor) -> torch.Tensor:
@@ -147,7 +150,7 @@ class ClusterAwareModel(nn.Module):
                 return env[node.inputs[0]]
             elif node.is_weighted:
                 val = float_op(node, [env[node.inputs[0]]], self.clustered_weight(node.name),
-                               self.biases[node.name])
+                               self.biases[self.index[node.name]])
             else:
                 val = float_op(node, [env[i] for i in node.inputs])
             if record is not None:
@@ -164,7 +167,7 @@ class ClusterAwareModel(nn.Module):
             node = copy.copy(node)
             if node.is_weighted:
                 node.weight = self.clustered_weight(node.name).detach().cpu().clone()
-                node.bias = self.biases[node.name].detach().cpu().clone()
+                node.bias = self.biases[self.index[node.name]].detach().cpu().clone()
             nodes.append(node)
         return CapturedGraph(nodes)
 

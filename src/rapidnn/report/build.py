@@ -29,6 +29,7 @@ from rapidnn.report.tables import (
     occupancy_table,
     paper_table,
     policy_table,
+    ratio,
     ratio_header,
     said,
     smallest_table,
@@ -237,7 +238,7 @@ def _paper_gap(doc: Document, results: dict[str, Any]) -> None:
         reached += bool(plausible)
         need = first["audit"]["smallest_changes"].get(key, {}).get("smallest")
         t.rows.append([ratio_header(b, m), said(ours, m), f"{paper}x",
-                       "-" if not ours else f"{paper / ours:.3g}x",
+                       "-" if not ours else ratio(paper / ours),
                        f"{esc(best['name'])}: {said(best.get(b, {}).get(m), m)}",
                        changes_text(need),
                        f"{len(plausible)} of {len(audited)}"
@@ -344,8 +345,10 @@ def _hardware_sections(doc: Document, results: dict[str, Any], plot_dir: Path) -
              "replication and precision). Here every design is also compared at equal silicon "
              "area (iso-area), at equal power (iso-power), replicated over its whole chip "
              "(filled) and with the baselines at the composed model's operand widths "
-             "(precision-matched); definitions in docs/hardware.md §9.")
-    doc.table(policy_table(entries, shapes, results.get("policy_geomean", {})))
+             "(precision-matched); definitions in docs/hardware.md §9. Geometric means here, "
+             "every network's rows folded below.")
+    doc.table(policy_table([], [], results.get("policy_geomean", {})))
+    doc.details("Every network under every policy", policy_table(entries, shapes, {}))
     doc.heading("Mapping and row occupancy")
     doc.para("RAPIDNN's mapper (docs/hardware.md §7.6) chooses each layer's values per row, "
              "values per column, row split and copies within the chip's blocks (objective: "
@@ -364,13 +367,16 @@ def _hardware_sections(doc: Document, results: dict[str, Any], plot_dir: Path) -
              "smallest set of changes that would reach each of the paper's ratios, each judged "
              "physically plausible or not. No number was tuned toward the paper.")
     if results.get("audit_geomean"):
-        doc.table(audit_table(results["audit_geomean"], "audit scenarios: geometric mean "
-                                                         "over the workloads"))
+        doc.details("Every audit scenario, geometric mean over the networks",
+                    audit_table(results["audit_geomean"], "audit scenarios: geometric mean "
+                                                          "over the workloads"))
     first = audited[0]
-    doc.table(audit_table(first["audit"]["scenarios"],
-                          f"audit scenarios: {esc(first['name'])}"))
+    doc.details(f"Every audit scenario on {esc(first['name'])}",
+                audit_table(first["audit"]["scenarios"],
+                            f"audit scenarios: {esc(first['name'])}"))
     for e in audited:
-        doc.table(changes_table(e["audit"]))
+        doc.details(f"What the paper's ratios would need on {esc(e['name'])}",
+                    changes_table(e["audit"]))
     _image(doc, plots.tornado_plot(first["audit"],
                                    plot_dir / f"tornado_{safe_name(first['name'])}.png"),
            f"{esc(first['name'])}: range of each ratio when one number is scaled over "

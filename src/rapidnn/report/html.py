@@ -95,10 +95,9 @@ _CSS = ("body{font-family:sans-serif;font-size:16px;line-height:1.45;max-width:1
         "margin:2em auto;padding:0 1em;color:#222}"
         "table{border-collapse:collapse;margin:1em 0;font-size:0.9em;display:block;"
         "overflow-x:auto}"
-        "td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}"
-        "th{background:#f2f2f2}"
-        "td:first-child,th:first-child{text-align:left}caption{font-style:italic;"
-        "text-align:left}"
+        "td,th{border:1px solid #bbb;padding:3px 8px;text-align:left;vertical-align:top}"
+        "td.n{text-align:right}th{background:#f2f2f2}"
+        "caption{font-style:italic;text-align:left}"
         "figure{margin:1.5em 0}img{max-width:100%}"
         "figcaption{font-style:italic;font-size:0.95em}"
         "details{margin:1em 0}summary{cursor:pointer;font-weight:bold}"
@@ -119,9 +118,17 @@ def _inline(text: str) -> str:
     return re.sub("[\ue000-\ue07f]", lambda m: html.escape(chr(ord(m.group()) - _HELD)), s)
 
 
+#: a cell that reads as a number (right-aligned; text cells are left-aligned)
+_NUMERIC = re.compile(r"[-+<>]?\s?[\d.,]+(?:[x%]|\s|$)")
+
+
+def _td(cell: str) -> str:
+    numeric = _NUMERIC.match(plain(cell))
+    return f'<td class="n">{_inline(cell)}</td>' if numeric else f"<td>{_inline(cell)}</td>"
+
+
 def table_html(table: Table) -> str:
     head = "".join(f"<th>{_inline(h)}</th>" for h in table.headers)
-    rows = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>"
-                   for r in table.rows)
+    rows = "".join("<tr>" + "".join(_td(c) for c in r) + "</tr>" for r in table.rows)
     cap = f"<caption>{_inline(table.title)}</caption>" if table.title else ""
     return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"

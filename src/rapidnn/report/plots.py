@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rapidnn._files import atomic_write
-from rapidnn.report.tables import NAMES, absolute, ratio_header
+from rapidnn.report.tables import NAMES, absolute, num, ratio_header
 from rapidnn.selection import TOLERANCE, pareto_front, smallest_within_tolerance
 
 #: resolution of the PNG files, and the widest figure (inches): 1100 px, shown unscaled on
@@ -304,8 +304,10 @@ def absolute_plot(entries: Sequence[dict[str, Any]], path: Path) -> Path:
         ax.grid(axis="x", alpha=0.3)
     axes[0][0].set_yticks(range(len(entries)), names)
     axes[0][0].invert_yaxis()
-    axes[0][0].legend(loc="lower left", fontsize=9)
-    return _save(fig, path)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=len(_DESIGNS))
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    return _save(fig, path, layout=False)
 
 
 def breakdown_plot(entries: Sequence[dict[str, Any]], path: Path) -> Path:
@@ -337,10 +339,10 @@ def breakdown_plot(entries: Sequence[dict[str, Any]], path: Path) -> Path:
             ax.barh(range(len(designs)), widths, left=left, color=f"C{c}", label=_label(k))
             left = [a + b for a, b in zip(left, widths, strict=True)]
         for y, d in enumerate(designs):
-            ax.text(101, y, f"{total[d]:.2g} J", va="center", fontsize=9)
+            ax.text(102, y, f"{num(1e6 * total[d])} µJ", va="center", fontsize=9)
         ax.set_yticks(range(len(designs)), [NAMES.get(d, _label(d)) for d in designs])
         ax.invert_yaxis()
-        ax.set_xlim(0, 125)
+        ax.set_xlim(0, 145)
         ax.set_xticks([0, 25, 50, 75, 100])
         ax.set_xlabel("share of energy per inference (%)")
         ax.set_title(_label(e["name"]))

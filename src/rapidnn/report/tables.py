@@ -49,8 +49,13 @@ def loss(x: float | None, se: float | None = None) -> str:
     return points(x) if x is None or se is None else f"{points(x)} ± {100 * se:.2f}"
 
 
+def num(x: float) -> str:
+    """Three significant digits, thousands written out rather than in e-notation."""
+    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.3g}"
+
+
 def ratio(x: float | None) -> str:
-    return "-" if x is None else f"{x:.3g}x"
+    return "-" if x is None else f"{num(x)}x"
 
 
 #: per ratio: its name, and what RAPIDNN does when it is above 1 and below 1
@@ -68,7 +73,7 @@ def said(x: float | None, metric: str) -> str:
     if x is None:
         return "-"
     _, up, down = _RATIOS[metric]
-    return f"{x:.3g}x (RAPIDNN {(up if x >= 1 else down).format(f'{max(x, 1 / x):.3g}')})"
+    return f"{num(x)}x (RAPIDNN {(up if x >= 1 else down).format(num(max(x, 1 / x)))})"
 
 
 def absolute(entry: dict[str, Any], design: str) -> dict[str, float | None]:
@@ -150,7 +155,7 @@ def paper_table(workloads: Sequence[dict[str, Any]], shapes: Sequence[dict[str, 
 
     for e in workloads:
         star = "" if e.get("smallest_within_tolerance") is not None else "*"
-        t.rows.append([esc(e["name"]), f"{e['weight_clusters']}, {e['input_clusters']}{star}",
+        t.rows.append([esc(e["name"]), f"{e['weight_clusters']},\u00a0{e['input_clusters']}{star}",
                        pct(e["float_accuracy"]), pct(e["composed_accuracy"]),
                        loss(e["quality_loss"], e.get("quality_loss_se")), *ratios(e["vs"])])
     for s in shapes:
@@ -240,9 +245,9 @@ def absolute_table(workloads: Sequence[dict[str, Any]],
                 continue
             a = absolute(e, d)
             area = e["rapidnn"].get("area_mm2") if d == "rapidnn" else areas.get(d)
-            t.rows.append([esc(e["name"]), NAMES[d], f"{1e6 * a['energy_j']:.3g}",
-                           f"{1e6 * a['latency_s']:.3g}", f"{a['throughput_ips']:,.0f}",
-                           f"{a['power_w']:.3g}", "-" if area is None else f"{area:.1f}"])
+            t.rows.append([esc(e["name"]), NAMES[d], num(1e6 * a["energy_j"]),
+                           num(1e6 * a["latency_s"]), f"{a['throughput_ips']:,.0f}",
+                           num(a["power_w"]), "-" if area is None else f"{area:.1f}"])
     return t
 
 

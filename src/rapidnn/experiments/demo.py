@@ -89,7 +89,7 @@ def run_demo(weight_clusters: int = 16, input_clusters: int = 16, max_rounds: in
         "retrain_rounds": result.rounds, "bits_per_neuron": mem["bits_per_neuron"],
         "bytes_per_neuron": mem["bits_per_neuron"] / 8, "seconds": time.perf_counter() - t0,
         "float_model": info["path"], "shipped_model": None if shipped is None else str(shipped),
-        "saved": None if save is None else os.fspath(save),
+        "saved": None if save is None else str(Path(save).resolve()),
     }
     console.print(f"MNIST MLP 784-512-512-10, w = {weight_clusters}, u = {input_clusters}")
     console.print(f"  float accuracy (test)              {float_acc:.4f}")
@@ -100,6 +100,7 @@ def run_demo(weight_clusters: int = 16, input_clusters: int = 16, max_rounds: in
     console.print(f"  memory per neuron                  {figures['bytes_per_neuron']:.1f} bytes "
                   f"({mem['bits_per_neuron']:.0f} bits: tables, weight codes, thresholds, bias)")
     if save is not None:
-        console.print(f"  composed model written to          {os.fspath(save)}")
+        console.print(f"  composed model written to          {figures['saved']}",
+                      markup=False, highlight=False)
     console.print(f"  wall time                          {figures['seconds']:.1f} s")
     return figures

@@ -157,8 +157,9 @@ def load_model(spec: str, weights: str | None = None) -> nn.Module:
         raise CustomWorkloadError(f"--model {spec}: {module_name} has no {attr!r} (names: "
                                   f"{', '.join(_public(module)) or 'none'})")
     if not callable(factory):
-        raise CustomWorkloadError(f"--model {spec}: {attr} is a {type(factory).__name__}, not "
-                                  f"a function returning a torch.nn.Module")
+        raise CustomWorkloadError(f"--model {spec}: {attr} is not callable (a "
+                                  f"{type(factory).__name__}); name a function returning a "
+                                  f"torch.nn.Module")
     try:
         network = factory()
     except Exception as exc:

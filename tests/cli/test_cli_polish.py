@@ -1,0 +1,76 @@
+"""CLI polish (issue 23): ``--version``, help with examples, the workloads and the ``--config``
+keys, long paths on one line when the output is not a terminal, and the demo on the shipped
+model writing ``mlp.rapidnn``."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from typer.testing import CliRunner
+
+import rapidnn
+from rapidnn.cli import app
+from rapidnn.hardware import EstimateOptions
+from rapidnn.workloads import WORKLOADS
+from rapidnn.workloads.models import mlp
+
+runner = CliRunner()
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"rapidnn {rapidnn.__version__}"
+
+
+def _help(*command: str) -> str:
+    result = runner.invoke(app, [*command, "--help"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_help_has_examples_workloads_and_config_keys():
+    for command in ("sweep", "train", "reproduce"):
+        text = _help(command)
+        assert "Examples" in text and f"rapidnn {command}" in text
+        assert all(name in text for name in WORKLOADS), command
+    for command in ("estimate", "compare", "audit"):
+        text = _help(command)
+        assert "Examples" in text
+        assert all(key in text for key in EstimateOptions.model_fields), command
+    for command in (("demo",), ("simulate",), ("compose",), ("faults",), ("report",),
+                    ("hardware", "show")):
+        assert "Examples" in _help(*command), command
+    assert "--model" in _help("simulate") and "--model" in _help("compare")
+
+
+def test_a_long_path_prints_on_one_line(tmp_path):
+    folder = tmp_path / ("a-rather-long-folder-name-" * 4) / ("and-another-one-" * 4)
+    folder.mkdir(parents=True)
+    torch.manual_seed(0)
+    composed = rapidnn.compose(mlp((784, 16, 10)).eval(), [torch.rand(8, 1, 28, 28)], 4, 4)
+    composed.metadata["dataset"] = "mnist"
+    path = str(folder / "model.rapidnn")
+    assert len(path) > 160
+    composed.save(path)
+    result = runner.invoke(app, ["simulate", path, "--limit", "5"])
+    assert result.exit_code == 0, result.output
+    assert any(line.startswith(f"{path} on mnist test") for line in result.output.splitlines())
+    result = runner.invoke(app, ["estimate", path])
+    assert result.exit_code == 0
+    assert any(line.startswith("energy ") and line.endswith("mm^2")
+               for line in result.output.splitlines())
+
+
+def test_demo_uses_the_shipped_model_and_writes_mlp_rapidnn(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAPIDNN_STORE", str(tmp_path / "store"))
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["demo", "--max-rounds", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    key = WORKLOADS["mnist-mlp"].key()
+    assert figures["shipped_model"].endswith(f"pretrained/{key}.safetensors")
+    assert "imported the shipped model" in result.output  # no training
+    assert figures["saved"] == str(tmp_path / "mlp.rapidnn")
+    assert rapidnn.load(tmp_path / "mlp.rapidnn").metadata["workload"] == "mnist-mlp"
+    assert figures["float_accuracy"] > 0.97

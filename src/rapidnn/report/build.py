@@ -169,7 +169,10 @@ def build_document(results: dict[str, Any], plot_dir: Path) -> Document:
     _absolute_sections(doc, entries, plot_dir)
     _hardware_sections(doc, results, plot_dir)
     doc.heading("Memory per neuron and per layer")
-    doc.table(memory_table(entries))
+    memory = memory_table(entries)
+    doc.table(Table(memory.headers, [r for r in memory.rows if r[1] == "**all layers**"],
+                    title="memory per neuron (whole network, at each network's (w, u))"))
+    doc.details("Memory of every layer", memory)
     _search_sections(doc, results, plot_dir)
     _approx_sections(doc, entries, plot_dir)
     _fault_sections(doc, entries, plot_dir)

@@ -69,7 +69,7 @@ def test_rate_zero_is_the_fault_free_simulator(model):
     cm, x = model
     clean = Simulator(cm, SimConfig()).run(x).outputs
     for faults in [FaultConfig(), FaultConfig(spare_rows=8, table_protection="tmr"),
-                   FaultConfig(layers={"_0": {"table": 0.0}})]:
+                   FaultConfig(layers={"0": {"table": 0.0}})]:
         sim = Simulator(cm, SimConfig(faults=faults))
         assert not any(isinstance(s, FaultyWeightedStage) for s in sim.stages)
         assert torch.equal(sim.run(x).outputs, clean)

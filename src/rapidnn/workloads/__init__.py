@@ -9,10 +9,14 @@ looks a name up (an unknown name raises :class:`WorkloadError` listing the valid
 :data:`SHAPE_NETWORKS` holds AlexNet, VGG-16 and ResNet-18 at 224x224: network shapes only (no
 data; ImageNet is not available offline), for the hardware comparison.
 
+:func:`pretrained` loads a workload's trained float model shipped in the repository's
+``pretrained/`` folder, without training and without the store.
+
 Example::
 
-    from rapidnn.workloads import get_workload
+    from rapidnn.workloads import get_workload, pretrained
     from rapidnn.workloads.store import get_trained
+    model = pretrained("mnist-mlp")          # the shipped float model, ready
     wl = get_workload("fashion-lenet5")
     model, info = get_trained(wl)            # trains (seeded) or loads the cached float model
     splits = wl.splits()                     # Splits(train, val, test) tensors and loaders
@@ -21,12 +25,16 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from torch import nn
 
 from rapidnn.budget import RecipeSet, recipe_set
@@ -46,6 +54,8 @@ __all__ = [
     "WorkloadError",
     "get_shape_network",
     "get_workload",
+    "pretrained",
+    "shipped_folders",
 ]
 
 
@@ -222,3 +232,34 @@ def get_workload(name: str | Workload) -> Workload:
 def get_shape_network(name: str) -> ShapeNetwork:
     """The ImageNet-shape network called ``name`` (alexnet, vgg16, resnet18)."""
     return _lookup(SHAPE_NETWORKS, name, "shape network")
+
+
+def shipped_folders() -> list[Path]:
+    """Where shipped float models are looked for: ``pretrained/`` in the working folder, then
+    the one of the source checkout this package runs from."""
+    checkout = Path(__file__).resolve().parents[3] / "pretrained"
+    return list(dict.fromkeys([Path("pretrained").resolve(), checkout]))
+
+
+def pretrained(workload: str | Workload,
+               folders: Sequence[str | os.PathLike[str]] | None = None) -> nn.Module:
+    """The shipped trained float model of ``workload`` (e.g. ``"mnist-mlp"``) in eval mode:
+    ``<key>.safetensors`` (:meth:`Workload.key`, the current full recipe's: a file of another
+    recipe is never used) from the first of ``folders`` (default :func:`shipped_folders`) that
+    holds it. Nothing is trained, nothing is written (``rapidnn store import pretrained/``
+    copies the files into the model store instead)."""
+    wl = get_workload(workload)
+    name = f"{wl.key()}.safetensors"
+    searched = [Path(f) for f in folders] if folders is not None else shipped_folders()
+    for folder in searched:
+        path = folder / name
+        if path.is_file():
+            model = wl.build()
+            try:
+                model.load_state_dict(load_file(path))
+            except (SafetensorError, OSError, RuntimeError) as exc:
+                first = str(exc).strip().splitlines()[0]
+                raise WorkloadError(f"{path} is not a {wl.name} model: {first}") from None
+            return model.eval()
+    raise WorkloadError(f"no shipped {wl.name} model {name} in "
+                        f"{', '.join(map(str, searched))}: train it with rapidnn train {wl.name}")

@@ -107,7 +107,8 @@ def custom_workload(model: str, data: str | os.PathLike[str], *,
         name=name, title=f"{model} on {Path(data).name}",
         description=f"the user's model {model} on {data}"
                     + (f" (test data {test})" if test else ""),
-        dataset=test or data, input_shape=tuple(x.shape[1:]), classes=classes,
+        dataset=str(Path(test or data).resolve()), input_shape=tuple(x.shape[1:]),
+        classes=classes,
         factory=functools.partial(load_model, model, weights), recipe=recipe,
         quick_recipe=recipe, model_spec=model, weights=weights, data=data, test=test,
         digest=digest.hexdigest()[:12])

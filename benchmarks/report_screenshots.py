@@ -2,14 +2,16 @@
 each page with headless Chromium, so a person can look at what a reader sees.
 
     python benchmarks/report_screenshots.py                      # full and quick run
-    python benchmarks/report_screenshots.py --height 9000 --out /tmp/shots \
-        docs/results/full-run:full
+    python benchmarks/report_screenshots.py --height 4000 --out /tmp/shots \
+        docs/results/full-run:full                             # the top 4000 px only
 
 Each ``RESULTS[:NAME]`` is a results.json or the folder holding one; its report is rebuilt
 (``rapidnn.report.build.write_report``, the code of ``rapidnn report``, results.json left as
 it is) into a temporary folder and screenshot to ``OUT/report-NAME.png`` (default
-``docs/screenshots/``) at 1280 px wide. The PNG is then scaled to at most ``--max-width`` px
-and saved with an adaptive palette, so it stays small enough to keep in the repository.
+``docs/screenshots/``) in a 1280 x ``--height`` px window (tall enough for the whole page by
+default). The blank page below the report is cut off, the PNG scaled to at most
+``--max-width`` px and saved with an adaptive palette, so it stays small enough (about 1 MB)
+to keep in the repository.
 
 Chromium is not a project dependency (``apt-get install -y chromium``); without it the script
 exits with status 2 and says so. Pillow (a dependency of matplotlib) shrinks the PNG.
@@ -58,9 +60,13 @@ def screenshot(chromium: str, page: Path, png: Path, width: int, height: int) ->
 
 
 def shrink(png: Path, max_width: int) -> None:
-    """Scale ``png`` to at most ``max_width`` px wide and save it palettised."""
+    """Cut the blank page below the report off ``png``, scale it to at most ``max_width`` px
+    wide and save it palettised."""
     with Image.open(png) as image:
         image.load()
+    ink = image.convert("L").point(lambda v: 255 if v < 200 else 0).getbbox()
+    if ink is not None:
+        image = image.crop((0, 0, image.width, min(image.height, ink[3] + 40)))
     if image.width > max_width:
         image = image.resize((max_width, round(image.height * max_width / image.width)),
                              Image.LANCZOS)
@@ -73,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="RESULTS[:NAME] (results.json or its folder; NAME: the PNG's suffix)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     ap.add_argument("--width", type=int, default=1280, help="browser window width (px)")
-    ap.add_argument("--height", type=int, default=4000, help="browser window height (px)")
+    ap.add_argument("--height", type=int, default=20000,
+                    help="browser window height (px): how much of the page is captured")
     ap.add_argument("--max-width", type=int, default=1000, help="width of the kept PNG (px)")
     args = ap.parse_args(argv)
     chromium = find_chromium()

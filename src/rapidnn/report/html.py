@@ -55,7 +55,7 @@ class Document:
             elif b[0] == "table":
                 out += _table_markdown(b[1])
             elif b[0] == "details":
-                out += [f"<details><summary>{html.escape(plain(b[1]))}</summary>", "",
+                out += [f"<details><summary>{html.escape(plain(b[1]), quote=False)}</summary>", "",
                         *_table_markdown(b[2]), "</details>", ""]
             else:
                 out += [f"![{b[2]}]({b[3]})", "", f"*{b[2]}*", ""]

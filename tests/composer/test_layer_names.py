@@ -127,3 +127,15 @@ def test_an_override_of_an_old_fx_name_is_refused_naming_the_module_paths(net, b
     with pytest.raises(ValueError, match=r"by module path now: \{'layer1_0_conv1': "
                                          r"'layer1\.0\.conv1'\}"):
         rapidnn.compose(net, batches, overrides={"layer1_0_conv1": {"weight_clusters": 4}})
+
+
+def test_per_layer_simulator_options_must_name_layers(net, batches):
+    cm = rapidnn.compose(net, batches, 4, 4)
+    x = batches[1]
+    faults = rapidnn.accel.FaultConfig(layers={"layer1.0.conv1": {"table": 0.0}})
+    assert torch.equal(rapidnn.simulate(cm, x, rapidnn.SimConfig(faults=faults)).outputs, cm(x))
+    for config, what in ((rapidnn.SimConfig(approx_bits={"layer1_0_conv1": 4}), "approx_bits"),
+                         (rapidnn.SimConfig(faults=rapidnn.accel.FaultConfig(
+                             layers={"layer1_0_conv1": {"table": 0.01}})), "faults.layers")):
+        with pytest.raises(ValueError, match=rf"{what} names \['layer1_0_conv1'\]"):
+            rapidnn.simulate(cm, x, config)

@@ -98,7 +98,7 @@ class Simulator:
 
             self.stages = inject(self.stages, self.config)
             self._plan_forms(self.stages, self.output)
-        self._check_approx_names()
+        self._check_layer_names()
         self._mapping = self.mapping()
         self._trace_cfg = self.trace_config()
         self._static_trace: tuple[tuple, list] | None = None
@@ -220,19 +220,26 @@ class Simulator:
                 forms = need.get(t) or {"codes"}
                 stage.set_wants("codes" in forms, "vals" in forms)
 
-    def _check_approx_names(self) -> None:
-        bits = self.config.approx_bits
-        if not isinstance(bits, dict):
-            return
-        known = set()
+    def _check_layer_names(self) -> None:
+        """Per-layer options name layers of this model: a misspelt or outdated name (the
+        torch.fx ``_1`` of the layer now named ``1``) would otherwise apply nothing."""
+        encoded, every = set(), set()
         for s in self.stages:
+            every.add(s.name)
             enc = getattr(s, "encoder", None)
             if enc is not None:
-                known.update({s.name, enc.name})
-        unknown = sorted(set(bits) - known)
+                encoded.update({s.name, enc.name})
+                every.add(enc.name)
+        bits = self.config.approx_bits
+        unknown = sorted(set(bits) - encoded) if isinstance(bits, dict) else []
         if unknown:
             raise ValueError(f"approx_bits names {unknown} are not encoded layers; "
-                             f"known: {sorted(known)}")
+                             f"known: {sorted(encoded)}")
+        faults = self.config.faults
+        unknown = sorted(set(faults.layers) - every) if faults is not None else []
+        if unknown:
+            raise ValueError(f"faults.layers names {unknown} are not layers of the model; "
+                             f"known: {sorted(every)}")
 
     # inspection -----------------------------------------------------------------------------
     def encoders(self) -> dict[str, dict[str, int]]:

@@ -11,6 +11,7 @@ import typer
 from rapidnn.cli.app import (
     BudgetOption,
     QuickOption,
+    busy,
     check_output,
     choose_budget,
     console,
@@ -245,7 +246,8 @@ def report_cmd(
     with user_errors():
         check_output(out, "folder")
         merged = merge_results([load_results(r) for r in results], sources=results)
-        write_results(merged, out)
+        with busy(console(stderr=True), f"writing the report into {out}", as_json):
+            write_results(merged, out)
     if as_json:
         print_json(merged)
         return

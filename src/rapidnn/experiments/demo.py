@@ -69,9 +69,11 @@ def run_demo(weight_clusters: int = 16, input_clusters: int = 16, max_rounds: in
     workload = get_workload(WORKLOAD)
     shipped = import_shipped(workload, pretrained, console)
     model, info = get_trained(workload, console=console)
-    splits = workload.splits()  # fresh loaders: the same batches whether or not we just trained
-    train, val, test = splits.train_loader(augment=False), splits.val_loader(), splits.test_loader()
-    float_acc = accuracy(model, test)
+    with busy(f"testing the float model of {WORKLOAD}"):
+        splits = workload.splits()  # fresh loaders: the same batches whether or not we trained
+        train, val, test = (splits.train_loader(augment=False), splits.val_loader(),
+                            splits.test_loader())
+        float_acc = accuracy(model, test)
     with busy(f"composing {WORKLOAD} (w={weight_clusters}, u={input_clusters})"):
         composed = compose(model, train, weight_clusters, input_clusters,
                            calibration_batches=20)

@@ -179,7 +179,7 @@ def build_document(results: dict[str, Any], plot_dir: Path) -> Document:
     doc.heading("Per-layer energy per architecture")
     doc.para(f"Layers in network order, named as the results record them; networks with more "
              f"than {plots.TOP_LAYERS} layers show their {plots.TOP_LAYERS} most energy-hungry "
-             "layers and the rest summed in one bar.")
+             "layers (by RAPIDNN energy) and the rest summed in one bar.")
     for e in entries:
         _image(doc, plots.layer_energy(e, plot_dir / f"layers_{safe_name(e['name'])}.png",
                                        title=f"{e['name']}: energy per inference per layer"),

@@ -250,20 +250,19 @@ def layer_energy(entry: dict[str, Any], path: Path, title: str = "",
                  top: int = TOP_LAYERS) -> Path:
     """Per-layer energy per inference on each architecture as horizontal grouped bars (log
     scale), layers in network order with their names as recorded; beyond ``top`` layers, the
-    most energy-hungry ``top`` are shown and the rest summed in one bar."""
+    ``top`` layers using most energy on RAPIDNN are shown and the rest summed in one bar."""
     plt = _plt()
     per_arch = entry["layer_energy"]
     archs = list(per_arch)
     layers: list[str] = []
     for per in per_arch.values():
         layers += [n for n in per if n not in layers]
-    peak = {n: max((per_arch[a].get(n) or 0.0) for a in archs) for n in layers}
-    shown = layers if len(layers) <= top else [
-        n for n in layers if n in sorted(layers, key=lambda k: -peak[k])[:top]]
+    ranked = per_arch.get("rapidnn") or next(iter(per_arch.values()), {})
+    hungry = sorted(layers, key=lambda k: -(ranked.get(k) or 0.0))[:top]
+    shown = [n for n in layers if n in hungry]
     rest = [n for n in layers if n not in shown]
     labels = [_label(n) for n in shown] + ([f"other {len(rest)} layers"] if rest else [])
-    height = 1.4 + 0.22 * len(labels) * max(1, len(archs)) ** 0.5 * 1.6
-    fig, ax = plt.subplots(figsize=(8.5, height))
+    fig, ax = plt.subplots(figsize=(8.5, 1.8 + 0.13 * len(labels) * max(1, len(archs))))
     bar = 0.8 / max(1, len(archs))
     for i, arch in enumerate(archs):
         per = per_arch[arch]
@@ -277,9 +276,10 @@ def layer_energy(entry: dict[str, Any], path: Path, title: str = "",
     ax.invert_yaxis()
     ax.set_xscale("log")
     ax.set_xlabel("energy per inference (J, log scale)")
-    ax.set_title(_label(title))
+    ax.set_title(_label(title), pad=28)
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(loc="lower right")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=max(1, len(archs)),
+              frameon=False)
     return _save(fig, path)
 
 

@@ -10,6 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 import rapidnn
+from rapidnn.accel.config import SimConfig
 from rapidnn.cli import app
 from rapidnn.hardware import EstimateOptions
 from rapidnn.workloads import WORKLOADS
@@ -38,6 +39,7 @@ def test_help_has_examples_workloads_and_config_keys():
         text = _help(command)
         assert "Examples" in text
         assert all(key in text for key in EstimateOptions.model_fields), command
+        assert all(key in text for key in SimConfig.model_fields), command
     for command in (("demo",), ("simulate",), ("compose",), ("faults",), ("report",),
                     ("hardware", "show")):
         assert "Examples" in _help(*command), command

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from rapidnn.accel.config import SimConfig
 from rapidnn.cli.app import (
     BudgetOption,
     app,
@@ -44,10 +45,12 @@ def _examples(*commands: str, note: str = "") -> str:
 
 
 #: the keys of an estimate-options YAML (``--config``), listed in the help of its commands
-CONFIG_KEYS = ("--config YAML keys (rapidnn.hardware.EstimateOptions): "
+CONFIG_KEYS = ("[b]--config[/b] YAML keys (rapidnn.hardware.EstimateOptions): "
                + ", ".join(EstimateOptions.model_fields)
-               + "; and simulator: (SimConfig fields). Example file: "
-                 "'replication: balanced' and 'objective: energy', one per line.")
+               + "; and a [b]simulator:[/b] mapping of SimConfig keys: "
+               + ", ".join(SimConfig.model_fields)
+               + ". Example file: 'objective: energy' and 'replication: balanced', one per "
+                 "line; docs/hardware.md describes each.")
 
 WeightClusters = Annotated[int, typer.Option(
     "-w", "--weight-clusters", min=2, max=256, help="--model: weight clusters w",
@@ -106,9 +109,6 @@ def _load_config(path: str | None) -> tuple[dict[str, Any], Any]:
     """A YAML file of estimate options, with an optional ``simulator:`` section (SimConfig)."""
     import yaml
     from pydantic import ValidationError
-
-    from rapidnn.accel.config import SimConfig
-    from rapidnn.hardware import EstimateOptions
 
     if path is None:
         return {}, SimConfig()
@@ -210,7 +210,6 @@ def simulate_cmd(
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
-    from rapidnn.accel.config import SimConfig
     from rapidnn.accel.simulator import simulate_dataset
 
     err = console(stderr=True)

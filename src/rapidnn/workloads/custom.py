@@ -103,15 +103,31 @@ def custom_workload(model: str, data: str | os.PathLike[str], *,
             digest.update(t.numpy().tobytes())
     recipe = Recipe(model=model, dataset=data, epochs=0, lr=0.0, batch=batch,
                     val=len(splits.val), seed=seed)
+    # absolute paths (and the folder a dotted module was imported from): an executor's worker
+    # runs in another folder
+    data, test, weights = _absolute(data), test and _absolute(test), weights and _absolute(weights)
     return CustomWorkload(
         name=name, title=f"{model} on {Path(data).name}",
         description=f"the user's model {model} on {data}"
                     + (f" (test data {test})" if test else ""),
-        dataset=str(Path(test or data).resolve()), input_shape=tuple(x.shape[1:]),
-        classes=classes,
-        factory=functools.partial(load_model, model, weights), recipe=recipe,
-        quick_recipe=recipe, model_spec=model, weights=weights, data=data, test=test,
-        digest=digest.hexdigest()[:12])
+        dataset=test or data, input_shape=tuple(x.shape[1:]), classes=classes,
+        factory=functools.partial(load_model, _absolute_spec(model), weights, os.getcwd()),
+        recipe=recipe, quick_recipe=recipe, model_spec=model, weights=weights, data=data,
+        test=test, digest=digest.hexdigest()[:12])
+
+
+def _absolute(path: str) -> str:
+    return str(Path(path).resolve())
+
+
+def _absolute_spec(spec: str) -> str:
+    """``spec`` with its file path (an .onnx or .py file) absolute."""
+    if spec.lower().endswith(".onnx"):
+        return _absolute(spec)
+    module_name, _, attr = spec.rpartition(":")
+    if module_name.endswith(".py") or os.sep in module_name:
+        return f"{_absolute(module_name)}:{attr}"
+    return spec
 
 
 def install_float_model(wl: CustomWorkload, root: str | os.PathLike[str] | None = None,
@@ -139,8 +155,9 @@ def install_float_model(wl: CustomWorkload, root: str | os.PathLike[str] | None 
 
 
 # The model ------------------------------------------------------------------------------------
-def load_model(spec: str, weights: str | None = None) -> nn.Module:
-    """The network of ``spec`` (module docstring) with ``weights`` loaded, in eval mode."""
+def load_model(spec: str, weights: str | None = None, folder: str | None = None) -> nn.Module:
+    """The network of ``spec`` (module docstring) with ``weights`` loaded, in eval mode; a
+    dotted module is looked for in ``folder`` (default: the working folder) first."""
     if spec.lower().endswith(".onnx"):
         from rapidnn.composer.onnx_import import load_onnx
 
@@ -152,7 +169,7 @@ def load_model(spec: str, weights: str | None = None) -> nn.Module:
     if not sep or not module_name or not attr:
         raise CustomWorkloadError(f"--model {spec}: expected package.module:factory, "
                                   f"path/to/file.py:factory or an .onnx file")
-    module = _import(module_name, spec)
+    module = _import(module_name, spec, folder or os.getcwd())
     factory = getattr(module, attr, None)
     if factory is None:
         raise CustomWorkloadError(f"--model {spec}: {module_name} has no {attr!r} (names: "
@@ -174,9 +191,9 @@ def load_model(spec: str, weights: str | None = None) -> nn.Module:
     return network.eval()
 
 
-def _import(module_name: str, spec: str) -> Any:
-    """The module ``module_name``: a ``.py`` file path, or a dotted name importable from the
-    working folder or ``sys.path``."""
+def _import(module_name: str, spec: str, folder: str) -> Any:
+    """The module ``module_name``: a ``.py`` file path, or a dotted name importable from
+    ``folder`` or ``sys.path``."""
     path = Path(module_name)
     if module_name.endswith(".py") or os.sep in module_name:
         if not path.is_file():
@@ -193,9 +210,9 @@ def _import(module_name: str, spec: str) -> Any:
             del sys.modules[unique]
             raise _import_error(spec, module_name, exc) from exc
         return module
-    added = os.getcwd() not in sys.path
+    added = folder not in sys.path
     if added:
-        sys.path.insert(0, os.getcwd())
+        sys.path.insert(0, folder)
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -207,7 +224,7 @@ def _import(module_name: str, spec: str) -> Any:
         raise _import_error(spec, module_name, exc) from exc
     finally:
         if added:
-            sys.path.remove(os.getcwd())
+            sys.path.remove(folder)
 
 
 def _import_error(spec: str, module_name: str, exc: BaseException) -> CustomWorkloadError:

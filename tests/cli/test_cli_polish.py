@@ -76,3 +76,26 @@ def test_demo_uses_the_shipped_model_and_writes_mlp_rapidnn(tmp_path, monkeypatc
     assert figures["saved"] == str(tmp_path / "mlp.rapidnn")
     assert rapidnn.load(tmp_path / "mlp.rapidnn").metadata["workload"] == "mnist-mlp"
     assert figures["float_accuracy"] > 0.97
+
+
+def test_import_shipped_only_the_current_key(tmp_path, monkeypatch):
+    import shutil
+
+    from rich.console import Console
+
+    from rapidnn.experiments.demo import import_shipped, shipped_folders
+    from rapidnn.workloads.store import entry_paths
+
+    monkeypatch.setenv("RAPIDNN_STORE", str(tmp_path / "store"))
+    wl = WORKLOADS["mnist-mlp"]
+    shipped = next(f / f"{wl.key()}.safetensors" for f in shipped_folders()
+                   if (f / f"{wl.key()}.safetensors").is_file())
+    (tmp_path / "old").mkdir()
+    shutil.copyfile(shipped, tmp_path / "old" / "mnist-mlp-000000000000.safetensors")
+    out = Console(record=True, width=300)
+    assert import_shipped(wl, [tmp_path / "old"], out) is None
+    assert "is not shipped" in out.export_text() and not entry_paths(wl)[0].exists()
+    (tmp_path / "new").mkdir()
+    shutil.copyfile(shipped, tmp_path / "new" / shipped.name)
+    assert import_shipped(wl, [tmp_path / "new"], out) == tmp_path / "new" / shipped.name
+    assert entry_paths(wl)[0].is_file()

@@ -42,13 +42,19 @@ def import_shipped(workload: Workload, folders: list[Path] | None = None,
     from rapidnn.workloads.transfer import import_trained
 
     name = f"{workload.key()}.safetensors"
-    for folder in folders if folders is not None else shipped_folders():
+    folders = folders if folders is not None else shipped_folders()
+    for folder in folders:
         path = folder / name
         if path.is_file():
             (result,) = import_trained([str(path)])
             if console is not None and result.status == "imported":
-                console.print(f"float model {workload.name}: imported the shipped model {path}")
+                console.print(f"float model {workload.name}: imported the shipped model {path}",
+                              markup=False, highlight=False)
             return path
+    if console is not None:
+        console.print(f"float model {workload.name}: {name} is not shipped in "
+                      f"{', '.join(map(str, folders))} (the recipe changed, or no checkout); "
+                      f"taken from the store or trained", markup=False, highlight=False)
     return None
 
 

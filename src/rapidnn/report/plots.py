@@ -65,12 +65,14 @@ def _label(text: Any) -> str:
 
 def _grid(n: int, height: float) -> tuple[Any, list[Any]]:
     """A figure of ``n`` panels (at least one), :data:`COLUMNS` per row, each ``height``
-    inches tall; unused panels hidden. Returns the figure and the panels in order."""
+    inches tall (narrower with fewer columns); unused panels hidden. Returns the figure and
+    the panels in order."""
     plt = _plt()
     n = max(1, n)
     cols = min(n, COLUMNS)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(WIDTH_IN, height * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(min(WIDTH_IN, 2.2 + 3.6 * cols),
+                                                  height * rows), squeeze=False)
     for ax in axes.flat[n:]:
         ax.axis("off")
     return fig, list(axes.flat[:n])
@@ -200,11 +202,12 @@ def accuracy_grid(sweeps: Mapping[str, Sequence[dict[str, Any]]], path: Path,
         ax.set_title(_label(name))
     if title:
         fig.suptitle(_label(title))
-    fig.tight_layout(rect=(0, 0, 0.9, 1))
+    inch = 1 / fig.get_figwidth()  # one inch as a fraction of the figure's width
+    fig.tight_layout(rect=(0, 0, 1 - 1.5 * inch, 1))
     if image is not None:
-        bar = fig.colorbar(image, cax=fig.add_axes((0.915, 0.08, 0.018, 0.84)))
-        bar.set_label(f"quality loss (points); log scale, linear within ±{100 * tolerance:.1f};"
-                      f" range {low:.1f} to {high:.1f}, nothing clipped")
+        bar = fig.colorbar(image, cax=fig.add_axes((1 - 1.3 * inch, 0.08, 0.2 * inch, 0.84)))
+        bar.set_label(f"quality loss (points)\nrange {low:.1f} to {high:.1f} (not clipped)\n"
+                      f"log scale, linear within ±{100 * tolerance:.1f}")
         bar.set_ticks([t for t in _LOSS_TICKS if low <= t <= high])
         bar.ax.set_yticklabels([f"{t:g}" for t in bar.get_ticks()])
     return _save(fig, path, layout=False)

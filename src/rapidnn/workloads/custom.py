@@ -101,11 +101,11 @@ def custom_workload(model: str, data: str | os.PathLike[str], *,
         for t in part.tensors:
             digest.update(str((t.dtype, tuple(t.shape))).encode())
             digest.update(t.numpy().tobytes())
-    recipe = Recipe(model=model, dataset=data, epochs=0, lr=0.0, batch=batch,
-                    val=len(splits.val), seed=seed)
     # absolute paths (and the folder a dotted module was imported from): an executor's worker
     # runs in another folder
     data, test, weights = _absolute(data), test and _absolute(test), weights and _absolute(weights)
+    recipe = Recipe(model=model, dataset=data, epochs=0, lr=0.0, batch=batch,
+                    val=len(splits.val), seed=seed)
     return CustomWorkload(
         name=name, title=f"{model} on {Path(data).name}",
         description=f"the user's model {model} on {data}"

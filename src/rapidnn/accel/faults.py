@@ -42,9 +42,10 @@ stuck cell; ``table_protection="tmr"`` stores three copies of each table entry a
 bitwise majority, ``"parity"`` one parity cell per entry, whose mismatch drops the product (the
 adder adds 0). Their costs are in :mod:`rapidnn.hardware.mitigation`.
 
-Not modelled: the pooling AM (written with window codes at every inference, not stored state), the code tables of unfused activations, the
-product table of an element-wise ``mul`` and the adder trees of pooling/add stages (they keep
-exact values); the counting strategy (faults need ``strategy="tree"``).
+Not modelled: the pooling AM (written with window codes at every inference, not stored
+state), the code tables of unfused activations, the product table of an element-wise ``mul``
+and the adder trees of pooling/add stages (they keep exact values); the counting strategy
+(faults need ``strategy="tree"``).
 """
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ def test_the_retraining_sentence_gives_the_actual_reason(run) -> None:
     retrained = _entry(run, retrain={"rounds": 2, "chosen_round": 1, "converged": False},
                        composed_accuracy_before_retraining=e["float_accuracy"] - 0.01)
     assert retraining_reason(retrained, 0.003, 0.015).startswith(
-        "retrained, as its loss as composed (1.00 points) is above the 0.30-point tolerance")
+        "retrained, its loss as composed (1.00 points) being above the 0.30-point tolerance")
 
 
 def test_the_report_prints_the_limit_reason_for_a_point_over_it(run, tmp_path: Path) -> None:
@@ -125,6 +125,9 @@ def test_the_paper_gap_is_explained_from_the_audit() -> None:
     assert "68.4x" in text and "most favourable audit scenario" in text
     best = max(full["audit_geomean"], key=lambda s: s["isaac"]["speedup"])
     assert f"{best['name']}: {said(best['isaac']['speedup'], 'speedup')}" in text
+    variant = max((s for s in full["audit_geomean"] if s["name"].startswith("variant:")),
+                  key=lambda s: s["isaac"]["energy_efficiency"])
+    assert f"{variant['isaac']['energy_efficiency']:.3g}x with {variant['name']}" in text
     none = Document("t")
     _paper_gap(none, {**full, "workloads": [{k: v for k, v in e.items() if k != "audit"}
                                             for e in full["workloads"]]})

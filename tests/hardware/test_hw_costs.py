@@ -76,3 +76,16 @@ def test_audit_of_a_composed_model(composed):
     assert {"isaac", "pipelayer", "gpu"} <= set(a["scenarios"][0])
     assert set(a["smallest_changes"]) == {f"{b}.{m}" for b in ("isaac", "pipelayer", "gpu")
                                           for m in ("energy_efficiency", "speedup")}
+
+
+def test_the_energy_splits_by_component_and_by_action_add_up(composed):
+    for hw in ("rapidnn", "isaac", "pipelayer", "gpu"):
+        est = estimate(composed, hw)
+        comp, act = est.breakdown(), est.breakdown("action")
+        assert sum(act.values()) == pytest.approx(est.energy_j, rel=1e-9), hw
+        assert sum(comp.values()) == pytest.approx(est.energy_j, rel=1e-9), hw
+        for c, joules in comp.items():  # every component is the sum of its actions
+            parts = [v for k, v in act.items() if k == c or k.startswith(c + ".")]
+            assert sum(parts) == pytest.approx(joules, rel=1e-9), (hw, c)
+    rapid = estimate(composed, "rapidnn").breakdown("action")
+    assert len([k for k in rapid if k.startswith("rna_block.")]) > 1  # the RNA block's work split

@@ -210,3 +210,17 @@ def test_the_quick_banner_is_styled(drawn) -> None:
     assert '<div class="quick"><b>QUICK MODE</b>' in page
     assert re.search(r"\.quick\{[^}]*background", page)
     assert drawn["md"].splitlines()[2].startswith("> **QUICK MODE**")
+
+
+def test_the_energy_split_by_component_and_action_is_tabled(run, tmp_path: Path) -> None:
+    doc = copy.deepcopy(run)
+    split = {"rapidnn": {"rna_block.nor_cycle": 3e-6, "rna_block.table_read": 1e-6,
+                         "static": 1e-6},
+             "isaac": {"adc.convert": 2e-6, "crossbar.read": 2e-6}}
+    doc["workloads"][0]["energy_breakdown"] = split
+    write_report(doc, tmp_path)
+    md = (tmp_path / "report.md").read_text().replace("\\_", "_")
+    assert "rna_block.nor_cycle 60.0 %" in md and "adc.convert 50.0 %" in md
+    old = tmp_path / "old"
+    write_report(copy.deepcopy(run), old)  # a run from before the split was recorded says so
+    assert "not in this run's results.json" in (old / "report.md").read_text()

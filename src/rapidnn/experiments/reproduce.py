@@ -90,6 +90,8 @@ def evaluate_workload(wl: Workload, budget: Budget, w: int = 16, u: int = 16, *,
     layer_energy = {"rapidnn": {lay.name: lay.energy_j for lay in cmp.rapidnn.layers}}
     for b, est in cmp.baselines.items():
         layer_energy[b] = {lay.name: lay.energy_j for lay in est.layers}
+    energy_breakdown = {d: est.breakdown("action")
+                        for d, est in {"rapidnn": cmp.rapidnn, **cmp.baselines}.items()}
     mem = final.memory()
     return {
         "name": wl.name, "title": wl.title, "dataset": wl.dataset, "quick": budget.quick,
@@ -116,10 +118,12 @@ def evaluate_workload(wl: Workload, budget: Budget, w: int = 16, u: int = 16, *,
                for b, r in data["baselines"].items()},
         **hw,
         "layer_energy": layer_energy,
+        "energy_breakdown": energy_breakdown,
         "faults": faults,
         "endurance": {k: life[k] for k in ("endurance_writes", "throughput_ips", "hottest",
                                            "lifetime_inferences", "lifetime_years",
-                                           "with_wear_levelling", "levelling_gain")},
+                                           "with_wear_levelling", "levelling_gain",
+                                           "lifetime_one_copy_inferences")},
         "memory": {"bits_per_neuron": mem["bits_per_neuron"],
                    "bytes_per_neuron": mem["bits_per_neuron"] / 8,
                    "total_bits": mem["total_bits"], "neurons": mem["neurons"],

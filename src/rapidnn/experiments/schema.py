@@ -235,6 +235,7 @@ class Workload(_Shape):
     approximation: Approximation
     vs: dict[str, Ratios]
     layer_energy: dict[str, dict[str, float | None]]
+    energy_breakdown: dict[str, dict[str, float]] | None = None
     memory: Memory
     smallest_within_tolerance: Smallest | None = None
     policies: dict[str, dict[str, Ratios]] | None = None

@@ -44,6 +44,16 @@ def event_energy(events: Events) -> tuple[float, dict[str, float]]:
     return total, by_comp
 
 
+def action_energy(events: Events) -> dict[str, float]:
+    """Σ count × energy per action, split by ``"component.action"`` (J): the finer split of
+    ``event_energy`` (one component, RAPIDNN's RNA block, does several kinds of work)."""
+    out: dict[str, float] = {}
+    for action, count in events.items():
+        if count:
+            out[action.key] = out.get(action.key, 0.0) + count * action.energy
+    return out
+
+
 def peak_power(hw: Hardware, events: Events, t_pos: float, units_per_chip: float,
                units: int) -> tuple[float, str]:
     """Chip power and its basis for ``chip_summary``: the component table's total when the file
@@ -99,12 +109,15 @@ def assemble(hw: Hardware, network: str, costs: list[LayerCost], units_per_chip:
     layers: list[LayerEstimate] = []
     for c in costs:
         e, by_comp = event_energy(c.events)
+        actions = action_energy(c.events)
         if c.energy_override_j is not None:
             e, by_comp = c.energy_override_j, {"published_efficiency": c.energy_override_j}
+            actions = dict(by_comp)
         r = rep_of.get(id(c.stage), 1) if c.stage is not None else 1
         t = c.stage.work_s / r if c.stage is not None else 0.0
         units = c.stage.units if c.stage is not None else 0
-        layers.append(LayerEstimate(c.name, c.kind, e, t, units, r, by_comp, dict(c.mapping)))
+        layers.append(LayerEstimate(c.name, c.kind, e, t, units, r, by_comp, dict(c.mapping),
+                                    actions))
 
     finite = thr not in (0.0, float("inf"))
     static_w = (hw.leakage_w if static_w is None else static_w) * chips

@@ -82,8 +82,9 @@ class LayerEstimate:
     stage_time_s: float  # time per inference of this pipeline stage (after replication)
     units: int = 0  # arrays / blocks per copy
     replicas: int = 1
-    breakdown: dict[str, float] = field(default_factory=dict)  # J per component/event
+    breakdown: dict[str, float] = field(default_factory=dict)  # J per component
     mapping: dict[str, Any] = field(default_factory=dict)  # RAPIDNN: layout, rows, blocks
+    actions: dict[str, float] = field(default_factory=dict)  # J per "component.action"
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "energy_j": self.energy_j,
@@ -120,11 +121,12 @@ class Estimate:
     def dynamic_energy_j(self) -> float:
         return self.energy_j - self.static_energy_j
 
-    def breakdown(self) -> dict[str, float]:
-        """Dynamic energy per component/event summed over layers (J per inference)."""
+    def breakdown(self, by: Literal["component", "action"] = "component") -> dict[str, float]:
+        """Energy per inference (J) summed over layers, split by component or by
+        ``"component.action"``, with the static energy as ``"static"``."""
         out: dict[str, float] = {}
         for layer in self.layers:
-            for k, v in layer.breakdown.items():
+            for k, v in (layer.breakdown if by == "component" else layer.actions).items():
                 out[k] = out.get(k, 0.0) + v
         if self.static_energy_j:
             out["static"] = self.static_energy_j
@@ -147,6 +149,7 @@ class Estimate:
             "utilisation": (self.units_used / self.units_available
                             if self.units_available else None),
             "breakdown": self.breakdown(),
+            "breakdown_by_action": self.breakdown("action"),
             "row_occupancy": self.row_occupancy,
             "layers": [layer.to_dict() for layer in self.layers],
             "notes": list(self.notes),

@@ -70,7 +70,8 @@ def estimate(net: NetworkShape, hw: GpuHardware, options: EstimateOptions) -> Es
         t = layer_time_s(hw, layer, batch)
         total += t
         e = power * t / batch
-        layers.append(LayerEstimate(layer.name, layer.kind, e, t / batch, 0, 1, {"board": e}))
+        layers.append(LayerEstimate(layer.name, layer.kind, e, t / batch, 0, 1, {"board": e},
+                                    actions={"board.energy": e}))
     thr = batch / total if total > 0 else float("inf")
     return Estimate(hardware=hw.name, model=hw.model, network=net.name, layers=layers,
                     energy_j=sum(x.energy_j for x in layers), static_energy_j=0.0,

@@ -22,6 +22,7 @@ from rapidnn.report.tables import (
     audit_table,
     changes_table,
     changes_text,
+    component_table,
     endurance_table,
     esc,
     fault_table,
@@ -302,8 +303,15 @@ def _absolute_sections(doc: Document, entries: list[dict[str, Any]], plot_dir: P
            "Energy per inference, latency and throughput per network and design (log scales).")
     _image(doc, plots.breakdown_plot(entries, plot_dir / "energy_breakdown.png"),
            "Where the energy goes: share of each design's energy per inference per kind of "
-           "layer (from the per-layer energies), the total at the end of each bar. The cost "
-           "model's split by hardware component is not recorded in results.json.")
+           "layer (from the per-layer energies), the total at the end of each bar.")
+    if any(e.get("energy_breakdown") for e in entries):
+        doc.para("The same energy split by hardware component and action (the cost model's "
+                 "events × energy per event, docs/hardware.md; `static` = leakage and idle "
+                 "power over the pipeline period).")
+        doc.table(component_table(entries))
+    else:
+        doc.para("The split by hardware component is not in this run's results.json (runs "
+                 "before it was recorded).")
 
 
 def _search_sections(doc: Document, results: dict[str, Any], plot_dir: Path) -> None:

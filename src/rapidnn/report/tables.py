@@ -251,6 +251,26 @@ def absolute_table(workloads: Sequence[dict[str, Any]],
     return t
 
 
+def component_table(workloads: Sequence[dict[str, Any]], top: int = 5) -> Table:
+    """Per network and design: where the energy per inference goes by hardware component and
+    action (``energy_breakdown`` of results.json; the ``top`` largest shares, the rest summed)."""
+    t = Table(["network", "design", "energy per inference (µJ)", "largest shares"],
+              title="energy per inference by hardware component.action (as-published policy)")
+    for e in workloads:
+        for d, parts in (e.get("energy_breakdown") or {}).items():
+            total = sum(parts.values())
+            if total <= 0:
+                continue
+            ranked = sorted(parts.items(), key=lambda kv: -kv[1])
+            shown = [f"{esc(k)} {100 * v / total:.1f} %" for k, v in ranked[:top]]
+            rest = sum(v for _, v in ranked[top:])
+            if rest > 0:
+                shown.append(f"{len(ranked) - top} others {100 * rest / total:.1f} %")
+            t.rows.append([esc(e["name"]), NAMES.get(d, esc(d)), num(1e6 * total),
+                           "; ".join(shown)])
+    return t
+
+
 def _pair(r: dict[str, Any] | None) -> list[str]:
     r = r or {}
     return [said(r.get(k), k) for k in _METRICS]

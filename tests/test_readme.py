@@ -39,6 +39,7 @@ def test_the_python_api_tour_runs_as_written(tmp_path, monkeypatch):
             exec(compile(block, f"README.md tour block {i + 1}", "exec"), namespace)
     assert (tmp_path / "mlp.rapidnn").is_file()
     assert namespace["composed"].layer_names() == ["1", "3", "5"]
+    assert namespace["onnx"].layer_names() == ["node_1_Gemm", "node_3_Gemm", "node_5_Gemm"]
     again = rapidnn.load(tmp_path / "mlp.rapidnn")
     assert again.layer_names() == ["1", "3", "5"]
 

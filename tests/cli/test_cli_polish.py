@@ -83,7 +83,8 @@ def test_import_shipped_only_the_current_key(tmp_path, monkeypatch):
 
     from rich.console import Console
 
-    from rapidnn.experiments.demo import import_shipped, shipped_folders
+    from rapidnn.experiments.demo import import_shipped
+    from rapidnn.workloads import shipped_folders
     from rapidnn.workloads.store import entry_paths
 
     monkeypatch.setenv("RAPIDNN_STORE", str(tmp_path / "store"))

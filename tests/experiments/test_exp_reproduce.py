@@ -58,10 +58,13 @@ def test_reproduce_end_to_end(tiny, tmp_path: Path) -> None:
     assert "QUICK MODE" in md and "QUICK MODE" in page
     assert "68.4x" in md and "not available offline" in md and "alexnet (shape only)" in md
     assert "smallest (w, u) within 0.3 points" in md
-    assert md.count("](plots/") == 6 and all((out / "plots" / p).is_file() for p in (
-        "accuracy_vs_wu.png", "pareto.png", "accuracy_vs_bits.png", "layers_isolet-mlp.png",
-        "tornado_isolet-mlp.png", "faults.png"))
-    assert page.count('src="data:image/png;base64,iVBOR') == 6
+    drawn = ("absolute.png", "energy_breakdown.png", "accuracy_vs_wu.png", "pareto.png",
+             "pareto_memory.png", "accuracy_vs_bits.png", "layers_isolet-mlp.png",
+             "tornado_isolet-mlp.png", "faults.png")
+    assert md.count("](plots/") == len(drawn)
+    assert all((out / "plots" / p).is_file() for p in drawn)
+    assert page.count('src="data:image/png;base64,iVBOR') == len(drawn)
+    assert "by hardware component.action" in md  # the energy split of this run
     for heading in ("Under matched policies", "Mapping and row occupancy",
                     "Audit of the paper's ratios", "Device faults and endurance"):
         assert heading in md

@@ -19,19 +19,12 @@ from rich.console import Console
 
 from rapidnn.composer.compose import compose
 from rapidnn.composer.retrain import accuracy, retrain
-from rapidnn.workloads import Workload, get_workload
+from rapidnn.workloads import Workload, get_workload, shipped_folders
 from rapidnn.workloads.store import get_trained
 
 WORKLOAD = "mnist-mlp"  # MLP 784-512-512-10, ReLU; recipe and split in rapidnn.workloads
 #: the composed model the demo writes by default (the CLI tour's later commands read it)
 DEFAULT_SAVE = "mlp.rapidnn"
-
-
-def shipped_folders() -> list[Path]:
-    """Where shipped float models are looked for: ``pretrained/`` in the working folder, then
-    the one of the source checkout this package runs from."""
-    checkout = Path(__file__).resolve().parents[3] / "pretrained"
-    return list(dict.fromkeys([Path("pretrained").resolve(), checkout]))
 
 
 def import_shipped(workload: Workload, folders: list[Path] | None = None,

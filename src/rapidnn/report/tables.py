@@ -265,7 +265,8 @@ def component_table(workloads: Sequence[dict[str, Any]], top: int = 5) -> Table:
             shown = [f"{esc(k)} {100 * v / total:.1f} %" for k, v in ranked[:top]]
             rest = sum(v for _, v in ranked[top:])
             if rest > 0:
-                shown.append(f"{len(ranked) - top} others {100 * rest / total:.1f} %")
+                n = len(ranked) - top
+                shown.append(f"{n} other{'s' if n > 1 else ''} {100 * rest / total:.1f} %")
             t.rows.append([esc(e["name"]), NAMES.get(d, esc(d)), num(1e6 * total),
                            "; ".join(shown)])
     return t

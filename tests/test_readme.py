@@ -42,6 +42,9 @@ def test_the_python_api_tour_runs_as_written(tmp_path, monkeypatch):
     assert namespace["onnx"].layer_names() == ["node_1_Gemm", "node_3_Gemm", "node_5_Gemm"]
     again = rapidnn.load(tmp_path / "mlp.rapidnn")
     assert again.layer_names() == ["1", "3", "5"]
+    swept = {row["parameter"] for row in namespace["report"]["sweep"]}
+    assert {"rapidnn.rna_block.latency.nor_cycle", "rapidnn.tiles_per_chip"} <= swept
+    assert namespace["report"]["smallest_rapidnn_changes"]["isaac.speedup"]["smallest"]
 
 
 def test_pretrained_names_the_folders_it_searched(tmp_path):

@@ -90,3 +90,17 @@ def test_tornado_plot_is_written_atomically(result, tmp_path):
     assert path.read_bytes()[:4] == b"\x89PNG"
     assert [p.name for p in tmp_path.iterdir()] == ["t.png"]
     assert math.isfinite(result["smallest_changes"]["isaac.energy_efficiency"]["default"])
+
+
+def test_swept_keys_take_aliases_and_refuse_what_is_not_swept(mnist_trace):
+    shape = NetworkShape.from_trace(mnist_trace, name="mnist")
+    r = AU.audit(mnist_trace, shape, estimate_network, factors=(0.1, 1.0),
+                 sweep_keys=["rapidnn.nor_cycle_ns"])  # the alias with_overrides takes
+    swept = [row["parameter"] for row in r["sweep"] if not row["parameter"].startswith(
+        ("structure.", "accounting.", "policy."))]
+    assert swept == ["rapidnn.rna_block.latency.nor_cycle"]
+    for bad, says in [("rapidnn.bogus", "unknown parameter key"),
+                      ("bogus", "starts with one of"),
+                      ("rapidnn.rna_block.area", "not swept")]:
+        with pytest.raises(AU.HardwareConfigError, match=says):
+            AU.audit(mnist_trace, shape, estimate_network, sweep_keys=[bad], factors=(1.0,))

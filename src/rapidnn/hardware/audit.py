@@ -28,7 +28,7 @@ from rapidnn.hardware import accounting, policies
 from rapidnn.hardware.estimate import Estimate, EstimateOptions
 from rapidnn.hardware.loader import load_hardware
 from rapidnn.hardware.network import NetworkShape
-from rapidnn.hardware.spec import PRESETS, HardwareSpec, overrides_for
+from rapidnn.hardware.spec import PRESETS, HardwareConfigError, HardwareSpec, overrides_for
 
 PAPER: dict[str, dict[str, float]] = {
     "isaac": {"energy_efficiency": 68.4, "speedup": 48.1},
@@ -180,12 +180,28 @@ def _sweep_keys(specs: dict[str, HardwareSpec]) -> list[tuple[str, Any]]:
     return out
 
 
+def _swept_key(specs: dict[str, HardwareSpec], key: str, swept: set[str]) -> str:
+    """``key`` (``"<design>.<key or alias>"``, as ``with_overrides`` takes it) as the sweep
+    names it; a key of no design, unknown to its design, or not swept raises."""
+    design, _, rest = key.partition(".")
+    if design not in specs or not rest:
+        raise HardwareConfigError(f"a swept key starts with one of {sorted(specs)}", key=key)
+    spec = specs[design]
+    name = f"{design}.{spec._resolve(key)}"
+    if name in swept:
+        return name
+    spec.get(key)  # raises "unknown parameter key"
+    raise HardwareConfigError("this number is not swept by the audit (zero, an area, or a "
+                              "parameter the cost model does not use)", key=key)
+
+
 def sweep(aud: Auditor, keys: Sequence[str] | None = None,
           factors: Sequence[float] = FACTORS) -> list[dict[str, Any]]:
     """Ratios under ``as-published`` with one number scaled, for every factor (module doc)."""
     params = _sweep_keys(aud.specs)
     if keys is not None:
-        params = [(k, p) for k, p in params if k in set(keys)]
+        wanted = {_swept_key(aud.specs, k, {name for name, _ in params}) for k in keys}
+        params = [(k, p) for k, p in params if k in wanted]
     rows = []
     for key, p in params:
         points: list[dict[str, Any]] = []

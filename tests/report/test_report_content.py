@@ -224,3 +224,12 @@ def test_the_energy_split_by_component_and_action_is_tabled(run, tmp_path: Path)
     old = tmp_path / "old"
     write_report(copy.deepcopy(run), old)  # a run from before the split was recorded says so
     assert "not in this run's results.json" in (old / "report.md").read_text()
+
+
+def test_the_memory_table_sums_the_tables_of_all_layers(run) -> None:
+    from rapidnn.report.tables import memory_table
+
+    e = run["workloads"][0]
+    rows = memory_table([e]).rows
+    total = sum(m["table_bits"] for m in e["memory"]["layers"].values()) / 8192
+    assert rows[-1][1] == "**all layers**" and rows[-1][4] == f"{total:.1f}"

@@ -173,6 +173,7 @@ def paper_table(workloads: Sequence[dict[str, Any]], shapes: Sequence[dict[str, 
 
 
 def memory_table(workloads: Sequence[dict[str, Any]]) -> Table:
+    """Per network: each layer's memory and the network's (its tables summed over layers)."""
     t = Table(["network", "layer", "neurons", "bytes/neuron", "table KiB", "total KiB"],
               title="memory per neuron and per layer (at each network's (w, u), "
                     "after retraining)")
@@ -182,8 +183,9 @@ def memory_table(workloads: Sequence[dict[str, Any]]) -> Table:
             t.rows.append([esc(e["name"]), esc(name), str(m["neurons"]),
                            f"{m['bits_per_neuron'] / 8:.1f}", f"{m['table_bits'] / 8192:.1f}",
                            f"{m['total_bits'] / 8192:.1f}"])
+        tables = sum(m["table_bits"] for m in mem["layers"].values())
         t.rows.append([esc(e["name"]), "**all layers**", str(mem["neurons"]),
-                       f"{mem['bits_per_neuron'] / 8:.1f}", "",
+                       f"{mem['bits_per_neuron'] / 8:.1f}", f"{tables / 8192:.1f}",
                        f"{mem['total_bits'] / 8192:.1f}"])
     return t
 

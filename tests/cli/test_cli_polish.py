@@ -76,6 +76,19 @@ def test_demo_uses_the_shipped_model_and_writes_mlp_rapidnn(tmp_path, monkeypatc
     assert figures["saved"] == str(tmp_path / "mlp.rapidnn")
     assert rapidnn.load(tmp_path / "mlp.rapidnn").metadata["workload"] == "mnist-mlp"
     assert figures["float_accuracy"] > 0.97
+    # the figures as a column, whatever a label's length; "quality loss" throughout
+    rows = {line.strip().split("  ")[0]: line for line in result.stderr.splitlines()
+            if line.startswith("  ")}
+    assert "composed, after 0 retraining rounds" in rows
+    column = {rows["float accuracy (test)"].index(f"{figures['float_accuracy']:.4f}"),
+              rows["composed, before retraining"].index(
+                  f"{figures['composed_accuracy_before_retraining']:.4f}"),
+              rows["composed, after 0 retraining rounds"].index(
+                  f"{figures['composed_accuracy']:.4f}"),
+              rows["wall time"].index(f"{figures['seconds']:.1f} s")}
+    assert len(column) == 1, rows
+    assert "(loss" not in result.stderr and "round(s)" not in result.stderr
+    assert result.stderr.count("(quality loss") == 2
 
 
 def test_import_shipped_only_the_current_key(tmp_path, monkeypatch):

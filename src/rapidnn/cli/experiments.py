@@ -94,7 +94,8 @@ def sweep_cmd(
                                                              "points")] = False,
     search: Annotated[bool, typer.Option("--search", help="find the smallest (w, u) within 0.3 "
                                                            "points: retrain in ascending memory "
-                                                           "until one is within")] = False,
+                                                           "until one is within 0.3 points")]
+    = False,
     retrain_limit: Annotated[float, typer.Option(min=0.0, max=100.0, help="--search: do not "
                                                  "retrain points losing more than this many "
                                                  "points before retraining")] = 1.5,
@@ -134,6 +135,9 @@ def sweep_cmd(
         mode = "all" if retrain else "search" if search else "none"
         chosen = choose_budget(budget, quick)
         err = console(stderr=True)
+        if workload is not None and user_model is not None:  # before --model's own checks
+            raise ValueError(f"give a workload ({', '.join(WORKLOADS)}) or --model (your own "
+                             f"model with --data), not both")
         own = user_workload(user_model, weights, data, test, err, as_json)
         if (workload is None) == (own is None):
             raise ValueError(f"give a workload ({', '.join(WORKLOADS)}) or --model (your own "
@@ -163,9 +167,11 @@ def sweep_cmd(
         return
     name = workload if own is None else own.name
     out_console = console(width=110)
-    out_console.print(to_rich(sweep_table(doc["points"], title=f"sweep {name}"
-                                      f"{' (quick)' if chosen.quick else ''}, float accuracy "
-                                      f"{100 * doc['float_accuracy']:.2f}%")))
+    table = sweep_table(doc["points"], title=f"sweep {name}{' (quick)' if chosen.quick else ''}, "
+                                             f"float accuracy {100 * doc['float_accuracy']:.2f}%")
+    # the front is over energy per inference and quality loss (rapidnn.selection.pareto_front)
+    table.headers = [PARETO_HEADER if h == "pareto" else h for h in table.headers]
+    out_console.print(to_rich(table))
     best = doc["smallest_within_tolerance"]
     if best is None:
         out_console.print("no (w, u) point is within 0.3 points of the float model")
@@ -175,6 +181,10 @@ def sweep_cmd(
                           f"per neuron, quality loss {100 * best['quality_loss']:.2f} points)")
     out_console.print(f"written: {out}/sweep.json, {out}/sweep.txt, {out}/pareto.png",
                       markup=False, highlight=False)
+
+
+#: the sweep table's Pareto column, naming the axes of the front
+PARETO_HEADER = "Pareto (energy, loss)"
 
 
 def _print_results(results: dict, out: str, lead: str = "") -> None:

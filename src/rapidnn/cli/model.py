@@ -30,6 +30,7 @@ from rapidnn.cli.own import (
     TestOption,
     WeightsOption,
     compose_user_model,
+    describe_test,
     user_workload,
 )
 from rapidnn.hardware.estimate import EstimateOptions
@@ -153,9 +154,18 @@ def _test_data(composed: Any, model: str, dataset: str | None, limit: int | None
     # a workload may feed the network another layout of the same data (HAR: 6x1x128)
     shape = composed.source.input.shape
     if x[0].numel() != math.prod(shape):
-        raise ValueError(f"{name} test inputs of shape {tuple(x.shape[1:])} do not fit the "
+        where = f"{name} test" if name in data.DATASETS else f"{name}:"
+        raise ValueError(f"{where} inputs of shape {tuple(x.shape[1:])} do not fit the "
                          f"model's input {shape}")
     return name, *_first(x.reshape(x.shape[0], *shape), y, limit, spread)
+
+
+def _unit(shape: Any) -> str:
+    """What a model's inputs are called in counts: ``images`` for a (channels, height, width)
+    input of 1 or 3 channels, else ``examples``."""
+    shape = tuple(shape)
+    is_image = len(shape) == 3 and shape[0] in (1, 3) and min(shape[1:]) > 1
+    return "images" if is_image else "examples"
 
 
 def _first(x: Any, y: Any, limit: int | None, spread: bool) -> tuple[Any, Any]:
@@ -172,6 +182,8 @@ def _model_source(model: str | None, user_model: str | None, weights: str | None
                   quiet: bool) -> tuple[str, ComposedModel, Any]:
     """``(label, composed model, workload or None)``: the .rapidnn file ``model``, or the
     user's ``--model`` composed at ``(w, u)`` (exactly one of them)."""
+    if model is not None and user_model is not None:  # before --model's own checks (--data)
+        raise ValueError("give a .rapidnn file or --model (your own model), not both")
     wl = user_workload(user_model, weights, data, test, out, quiet)
     if (model is None) == (wl is None):
         raise ValueError("give a .rapidnn file or --model (your own model), not both"
@@ -184,7 +196,7 @@ def _model_source(model: str | None, user_model: str | None, weights: str | None
 
 @app.command("simulate", epilog=_examples(
     "rapidnn simulate mlp.rapidnn --limit 1000",
-    "rapidnn simulate mlp.rapidnn --strategy counting --approx-bits 4 --json",
+    "rapidnn simulate mlp.rapidnn --strategy counting --approx-bits 4 --limit 500 --json",
     "rapidnn simulate mlp.rapidnn --dataset my_test.npz",
     "rapidnn simulate --model tinynet.py:make_net --weights net.safetensors --data train.npz "
     "--test test.npz -w 16 -u 16"))
@@ -192,11 +204,14 @@ def simulate_cmd(
     model: ModelFile = None,
     approx_bits: Annotated[int | None, typer.Option(min=1, help="AM searched bits (approximate)")]
     = None,
-    strategy: Annotated[str, typer.Option(help="accumulation: tree or counting")] = "tree",
+    strategy: Annotated[str, typer.Option(help="accumulation: tree or counting (counting "
+                                               "is much slower: it counts per bit; use "
+                                               "--limit)")] = "tree",
     dataset: Annotated[str | None, typer.Option(help="test set: a dataset name, a .npz file "
                                                      "(arrays x, y) or an image folder "
                                                      "(default: the model's)")] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="simulate the first N images")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="simulate the first N test "
+                                                          "examples")] = None,
     user_model: ModelOption = None,
     weights: WeightsOption = None,
     data: DataOption = None,
@@ -226,10 +241,11 @@ def simulate_cmd(
         else:
             name = wl.test or f"{wl.data} (20% held out)"
             x, y = _first(*wl.splits().test.tensors, limit, False)
+        unit = _unit(composed.source.input.shape)
         loader = DataLoader(TensorDataset(x, y), batch_size=256)
         cfg = SimConfig(strategy=strategy, approx_bits=approx_bits)
         with torch.no_grad(), progress(err, as_json) as bar:
-            task = bar.add_task(f"simulating {len(x)} images ({strategy})", total=len(x))
+            task = bar.add_task(f"simulating {len(x)} {unit} ({strategy})", total=len(x))
 
             def batches() -> Any:
                 for batch in loader:
@@ -246,9 +262,12 @@ def simulate_cmd(
         print_json({**result, "trace": trace})
         return
     out = console()
-    composed_at = "" if wl is None else f" composed at w={weight_clusters}, u={input_clusters}"
-    out.print(f"{label}{composed_at} on {name} test ({result['images']} images), strategy "
-              f"{strategy}, "
+    if wl is None:
+        where = f"{label} on {name} test ({result['images']} {unit})"
+    else:
+        where = (f"{label} composed at w={weight_clusters}, u={input_clusters}, "
+                 f"{describe_test(wl, result['images'], unit)}")
+    out.print(f"{where}, strategy {strategy}, "
               f"{'exact' if approx_bits is None else f'{approx_bits}-bit approximate'} search",
               markup=False, highlight=False)
     out.print(f"  accuracy                       {result['accuracy']:.4f}")
@@ -330,7 +349,11 @@ def _float_list(text: str, option: str) -> list[float]:
 
 @app.command("faults", epilog=_examples(
     "rapidnn faults mlp.rapidnn --rates 0,1e-4,1e-3,1e-2 --blocks table,am --trials 5",
-    "rapidnn faults mlp.rapidnn --spare-rows 2 --protection parity --plot faults.png"))
+    "rapidnn faults mlp.rapidnn --spare-rows 2 --protection parity --plot faults.png",
+    "rapidnn faults mlp.rapidnn --limit 200 --trials 1",
+    note="Processing-crossbar faults are simulated product by product and dominate the time "
+         "(the default settings take about 20 minutes): start with [cyan]--limit 200 --trials "
+         "1[/cyan], or leave processing out of --blocks."))
 def faults_cmd(
     model: Annotated[str, typer.Argument(help="a .rapidnn file")],
     rates: Annotated[str, typer.Option(help="fault rates: per cell (stuck-at), per bit per "
@@ -373,6 +396,12 @@ def faults_cmd(
         composed = _load_model(model)
         name, x, y = _test_data(composed, model, dataset, limit, spread=True)
         steps = len(kinds) * sum(1 for r in grid if r > 0)
+        if "processing" in kinds and len(x) * trials > SLOW_PROCESSING_RUNS:
+            console(stderr=True).print(
+                f"note: processing-crossbar faults are simulated product by product "
+                f"({len(x)} {_unit(composed.source.input.shape)} x {trials} "
+                f"{_plural(trials, 'trial')} per rate): this takes long; try --limit 200 "
+                f"--trials 1", markup=False, highlight=False)
         with progress(console(stderr=True), as_json) as bar:
             task = bar.add_task(f"faults on {name}", total=steps)
             result = fault_curves(composed, x, y, rates=grid, kinds=kinds, trials=trials,
@@ -381,6 +410,7 @@ def faults_cmd(
         result["cost"] = mitigation_cost(composed, FaultConfig(**mitigation))
         result["endurance"] = lifetime(composed, endurance_writes=endurance).to_dict()
         result.update({"model": model, "dataset": name})
+        unit = _unit(composed.source.input.shape)
         if plot is not None:
             from rapidnn.report.plots import fault_curves_plot
 
@@ -388,22 +418,53 @@ def faults_cmd(
     if as_json:
         print_json(result)
         return
-    _print_faults(result)
+    _print_faults(result, unit)
 
 
-def _print_faults(result: dict[str, Any]) -> None:
+#: images x trials above which ``faults`` notes that processing faults take long
+SLOW_PROCESSING_RUNS = 500
+
+
+def _plural(n: int, word: str) -> str:
+    """``word`` for one, ``word + "s"`` otherwise (``1 trial``, ``3 trials``)."""
+    return word if n == 1 else f"{word}s"
+
+
+def _duration(seconds: float) -> str:
+    """``seconds`` in a readable unit: ``5.6 s``, ``3.2 min``, ``4.1 h``, ``12 days``,
+    ``3.4 years``."""
+    if not math.isfinite(seconds):
+        return "unbounded"
+    for unit, size in (("years", 365.25 * 86400), ("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.3g} s"
+
+
+def _lifetime(inferences: float | None, throughput_ips: float) -> str:
+    """``1.76e+06 inferences (5.6 s at the design's throughput)``; None: no cell is written."""
+    if inferences is None or not math.isfinite(inferences):
+        return "unbounded (no cell is written)"
+    text = f"{inferences:.3g} inferences"
+    if throughput_ips and throughput_ips > 0:
+        text += f" ({_duration(inferences / throughput_ips)} at the design's throughput)"
+    return text
+
+
+def _print_faults(result: dict[str, Any], unit: str = "images") -> None:
     from rich.table import Table
 
     out = console()
-    out.print(f"{result['model']} on {result['dataset']} ({result['images']} images, "
-              f"{result['trials']} trials; fault-free {result['clean_accuracy']:.4f})",
+    out.print(f"{result['model']} on {result['dataset']} ({result['images']} {unit}, "
+              f"{result['trials']} {_plural(result['trials'], 'trial')}; fault-free "
+              f"{result['clean_accuracy']:.4f})",
               markup=False, highlight=False)
     table = Table()
     table.add_column("block")
     rates = [p["rate"] for p in result["curves"][0]["points"]]
     for r in rates:
         table.add_column(f"{r:g}", justify="right")
-    table.add_column("-1 point at", justify="right")
+    table.add_column("rate losing 1 point", justify="right")
     for c in result["curves"]:
         cells = [f"{p['accuracy']:.4f}" + (f" ±{p['std']:.4f}" if p["std"] else "")
                  for p in c["points"]]
@@ -417,11 +478,12 @@ def _print_faults(result: dict[str, Any]) -> None:
                   f"{cost['table_protection']}: area x{cost['area_ratio']:.4f}, energy "
                   f"x{cost['energy_ratio']:.4f}, latency x{cost['latency_ratio']:.4f}")
     e = result["endurance"]
+    ips = e.get("throughput_ips") or 0.0
     out.print(f"lifetime at {e['endurance_writes']['value']:.3g} writes per cell "
-                  f"({e['endurance_writes']['tag']}): "
-                  f"{e['lifetime_inferences']:.3g} inferences ({e['lifetime_years']:.3g} years) "
-                  f"without wear levelling, {e['with_wear_levelling']['lifetime_inferences']:.3g}"
-                  f" ({e['with_wear_levelling']['lifetime_years']:.3g} years) with it")
+              f"({e['endurance_writes']['tag']}): "
+              f"{_lifetime(e['lifetime_inferences'], ips)} without wear levelling, "
+              f"{_lifetime(e['with_wear_levelling']['lifetime_inferences'], ips)} with it",
+              markup=False, highlight=False)
 
 
 ConfigOption = Annotated[str | None, typer.Option(help="YAML of estimate options (keys below)")]
@@ -588,13 +650,14 @@ def audit_cmd(
         out.print(f"[b]{title}[/b]")
         for ratio, row in result[key].items():
             best = row["smallest_plausible"] or row["smallest"]
-            text = "none within the sweep" if best is None else ", ".join(
-                c["change"] + (f" x{c['factor']:.3g}" if "factor" in c else "")
-                for c in best["changes"])
-            verdict = ("plausible" if row["plausible"] else
-                       "none within the sweep" if best is None else "not plausible")
+            if best is None:
+                text = "none within the sweep"
+            else:
+                text = ", ".join(c["change"] + (f" x{c['factor']:.3g}" if "factor" in c else "")
+                                 for c in best["changes"])
+                text += f" ({'plausible' if row['plausible'] else 'not plausible'})"
             out.print(f"  {ratio}: paper {row['paper']}x, default {row['default']:.3g}x; "
-                      f"{text} ({verdict})")
+                      f"{text}")
     if plot is not None:
         out.print(f"tornado plot: {plot}")
 
@@ -625,7 +688,7 @@ def hardware_show(
     table.add_column("modelled", justify="right")
     table.add_column("published", justify="right")
     published = summary.get("published", {})
-    for key, unit in (("peak_gops", "GOPS"), ("area_mm2", "mm^2"), ("power_w", "W"),
+    for key, unit in (("peak_gops", "GOPS/s"), ("area_mm2", "mm^2"), ("power_w", "W"),
                       ("gops_per_mm2", "GOPS/s/mm^2"), ("gops_per_w", "GOPS/s/W")):
         value = summary.get(key)
         pub = published.get(key.removesuffix("_mm2").removesuffix("_w")) or published.get(key)

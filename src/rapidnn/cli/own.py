@@ -46,7 +46,20 @@ def user_workload(model: str | None, weights: str | None, data: str | None, test
         raise ValueError(f"--model {model}: pass its data with --data (a .npz file with "
                          f"arrays x and y, or an image folder)")
     with busy(console, f"loading {model} and {data}", quiet):
-        return custom_workload(model, data, weights=weights, test=test)
+        wl = custom_workload(model, data, weights=weights, test=test)
+    if weights is None and not model.lower().endswith(".onnx"):
+        # on stderr, also with --json (stdout stays JSON)
+        console.print(f"note: no --weights: using the weights {model} returns as they are",
+                      markup=False, highlight=False)
+    return wl
+
+
+def describe_test(wl: CustomWorkload, count: int, unit: str = "examples") -> str:
+    """Where a user's test examples come from: ``test: test.npz (400 examples)`` or ``test:
+    20% of train.npz held out (400 examples)``."""
+    if wl.test:
+        return f"test: {wl.test} ({count} {unit})"
+    return f"test: 20% of {wl.data} held out ({count} {unit})"
 
 
 def compose_user_model(wl: CustomWorkload, weight_clusters: int, input_clusters: int,

@@ -117,6 +117,17 @@ def read_model_file(path: str | os.PathLike[str]) -> ModelParts:
     except OSError as exc:
         raise ModelFileError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     except (SafetensorError, ValueError, RuntimeError, TypeError) as exc:
+        # a .rapidnn (safetensors) file begins with its header's 8-byte length, then "{"
+        try:
+            with open(path, "rb") as f:
+                head = f.read(9)
+        except OSError:
+            head = b""
+        if head[8:9] != b"{" and (path.suffix != ".rapidnn" or head[:1] == b"{"):
+            kind = (f"its suffix is {path.suffix}" if path.suffix else "it has no suffix") + (
+                "; it begins like JSON text" if head[:1] == b"{" else "")
+            raise ModelFileError(f"{path}: not a .rapidnn file ({kind}); give a .rapidnn "
+                                 f"file (written by rapidnn demo or rapidnn compose)") from exc
         raise ModelFileError(f"{path}: not a readable .rapidnn file (truncated or corrupt?): "
                              f"{exc}") from exc
     try:

@@ -92,16 +92,20 @@ def run_demo(weight_clusters: int = 16, input_clusters: int = 16, max_rounds: in
         "float_model": info["path"], "shipped_model": None if shipped is None else str(shipped),
         "saved": None if save is None else str(Path(save).resolve()),
     }
-    console.print(f"MNIST MLP 784-512-512-10, w = {weight_clusters}, u = {input_clusters}")
-    console.print(f"  float accuracy (test)              {float_acc:.4f}")
-    console.print(f"  composed, before retraining        {before:.4f}  "
-                  f"(loss {100 * (float_acc - before):+.2f} points)")
-    console.print(f"  composed, after {figures['retrain_rounds']} retraining round(s)  "
-                  f"{after:.4f}  (quality loss {100 * (float_acc - after):+.2f} points)")
-    console.print(f"  memory per neuron                  {figures['bytes_per_neuron']:.1f} bytes "
-                  f"({mem['bits_per_neuron']:.0f} bits: tables, weight codes, thresholds, bias)")
+    rounds = figures["retrain_rounds"]
+    rows = [("float accuracy (test)", f"{float_acc:.4f}"),
+            ("composed, before retraining", f"{before:.4f}  (quality loss "
+                                            f"{100 * (float_acc - before):+.2f} points)"),
+            (f"composed, after {rounds} retraining round{'' if rounds == 1 else 's'}",
+             f"{after:.4f}  (quality loss {100 * (float_acc - after):+.2f} points)"),
+            ("memory per neuron", f"{figures['bytes_per_neuron']:.1f} bytes "
+                                  f"({mem['bits_per_neuron']:.0f} bits: tables, weight codes, "
+                                  f"thresholds, bias)")]
     if save is not None:
-        console.print(f"  composed model written to          {figures['saved']}",
-                      markup=False, highlight=False)
-    console.print(f"  wall time                          {figures['seconds']:.1f} s")
+        rows.append(("composed model written to", str(figures["saved"])))
+    rows.append(("wall time", f"{figures['seconds']:.1f} s"))
+    width = max(len(label) for label, _ in rows) + 2  # one value column, however long a label
+    console.print(f"MNIST MLP 784-512-512-10, w = {weight_clusters}, u = {input_clusters}")
+    for label, value in rows:
+        console.print(f"  {label:<{width}}{value}", markup=False, highlight=False)
     return figures

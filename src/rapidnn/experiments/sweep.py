@@ -428,7 +428,7 @@ def _write_plot_and_table(doc: dict[str, Any], wl: Workload, budget: Budget,
 
     label = f"{wl.name}{' (quick)' if budget.quick else ''}"
     pareto_plot(doc["points"], folder / "pareto.png",
-                title=f"{label}: energy per inference vs accuracy")
+                title=f"{label}: energy per inference vs quality loss")
     doc["plot"] = str(folder / "pareto.png")
     atomic_write_text(folder / "sweep.txt",
                       render_text(sweep_table(doc["points"], title=f"sweep {label}")))

@@ -192,7 +192,7 @@ def memory_table(workloads: Sequence[dict[str, Any]]) -> Table:
 
 def sweep_table(points: Sequence[dict[str, Any]], title: str = "sweep") -> Table:
     t = Table(["w", "u", "before retraining", "accuracy", "quality loss (points)", "bytes/neuron",
-               "energy (J/inf)", "retrain rounds", "pareto"], title=title)
+               "energy (J/inf)", "retrain rounds", "Pareto (energy, loss)"], title=title)
     for p in points:
         t.rows.append([str(p["weight_clusters"]), str(p["input_clusters"]),
                        pct(p.get("accuracy_before_retraining")), pct(p["composed_accuracy"]),

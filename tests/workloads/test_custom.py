@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
+from torch import nn
 
 import rapidnn.workloads.store as store
 from rapidnn.workloads.custom import (
@@ -95,3 +96,28 @@ def test_onnx_with_weights_and_bad_specs(user):
     with pytest.raises(CustomWorkloadError, match=r"importing .* failed: SyntaxError"):
         (user / "bad.py").write_text("def make(:\n")
         custom_workload(f"{user / 'bad.py'}:make", user / "data.npz")
+
+
+def test_an_onnx_file_is_converted_once_and_each_call_gets_its_own_copy(tmp_path, monkeypatch):
+    import importlib.util
+
+    if importlib.util.find_spec("onnx2torch") is None:  # the optional extra rapidnn[onnx]
+        pytest.skip("onnx2torch is not installed")
+    import rapidnn.composer.onnx_import as onnx_import
+    from rapidnn.workloads.custom import load_model
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 3)).eval()
+    path = tmp_path / "net.onnx"
+    torch.onnx.export(net, (torch.rand(2, 8),), str(path), dynamo=False, input_names=["x"],
+                      dynamic_axes={"x": {0: "n"}})
+    calls = []
+    real = onnx_import.load_onnx
+    monkeypatch.setattr(onnx_import, "load_onnx", lambda p: calls.append(p) or real(p))
+    a, b = load_model(str(path)), load_model(str(path))
+    assert len(calls) == 1 and a is not b
+    x = torch.rand(5, 8)
+    assert torch.allclose(a(x), net(x), atol=1e-6) and torch.equal(a(x), b(x))
+    with torch.no_grad():
+        next(a.parameters()).add_(1.0)  # a copy changed in place leaves the next call alone
+    assert torch.equal(load_model(str(path))(x), b(x))

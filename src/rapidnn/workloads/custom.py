@@ -28,6 +28,7 @@ mistaken for an earlier one. Every user mistake is one :class:`CustomWorkloadErr
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import importlib
@@ -155,6 +156,10 @@ def install_float_model(wl: CustomWorkload, root: str | os.PathLike[str] | None 
 
 
 # The model ------------------------------------------------------------------------------------
+#: the last ONNX file converted in this process, by (path, mtime, size): a fresh copy per call
+_CONVERTED: dict[tuple[str, int, int], nn.Module] = {}
+
+
 def load_model(spec: str, weights: str | None = None, folder: str | None = None) -> nn.Module:
     """The network of ``spec`` (module docstring) with ``weights`` loaded, in eval mode; a
     dotted module is looked for in ``folder`` (default: the working folder) first."""
@@ -164,7 +169,15 @@ def load_model(spec: str, weights: str | None = None, folder: str | None = None)
         if weights is not None:
             raise CustomWorkloadError(f"{spec}: an ONNX file holds its weights; leave out "
                                       f"--weights {weights}")
-        return load_onnx(spec).eval()
+        try:
+            stat = os.stat(spec)
+        except OSError:
+            return load_onnx(spec).eval()  # its error names the problem
+        key = (os.path.abspath(spec), stat.st_mtime_ns, stat.st_size)
+        if key not in _CONVERTED:  # a sweep builds the network at every point: convert once
+            _CONVERTED.clear()
+            _CONVERTED[key] = load_onnx(spec).eval()
+        return copy.deepcopy(_CONVERTED[key])
     module_name, sep, attr = spec.rpartition(":")
     if not sep or not module_name or not attr:
         raise CustomWorkloadError(f"--model {spec}: expected package.module:factory, "

@@ -98,6 +98,7 @@ def test_onnx_with_weights_and_bad_specs(user):
         custom_workload(f"{user / 'bad.py'}:make", user / "data.npz")
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the TorchScript ONNX exporter
 def test_an_onnx_file_is_converted_once_and_each_call_gets_its_own_copy(tmp_path, monkeypatch):
     import importlib.util
 

@@ -29,7 +29,7 @@ from rapidnn import data
 from rapidnn._files import atomic_write_text
 from rapidnn.accel.config import FaultConfig
 from rapidnn.experiments.faults import fault_curves
-from rapidnn.hardware.endurance import lifetime
+from rapidnn.hardware.endurance import SECONDS_PER_YEAR, duration, lifetime
 from rapidnn.hardware.mitigation import mitigation_cost
 from rapidnn.report.plots import fault_curves_plot
 from rapidnn.workloads import WORKLOADS, get_workload
@@ -114,13 +114,7 @@ def _rate(c: dict) -> str:
 
 def _span(years: float | None) -> str:
     """A lifetime in the unit that reads best (seconds to years)."""
-    if years is None:
-        return "-"
-    seconds = years * 365.25 * 86400
-    for unit, size in (("years", 365.25 * 86400), ("days", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.3g} {unit}"
-    return f"{seconds:.3g} s"
+    return "-" if years is None else duration(years * SECONDS_PER_YEAR)
 
 
 def _markdown(out: dict) -> str:

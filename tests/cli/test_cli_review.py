@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 
 import rapidnn
 from rapidnn.cli import app
-from rapidnn.cli.model import _duration
 from rapidnn.workloads.models import mlp
 
 runner = CliRunner()
@@ -88,14 +87,6 @@ def test_faults_note_when_processing_faults_are_many(model_file, monkeypatch):
     assert "--limit 200 --trials 1" in result.stderr.splitlines()[0]
     result = runner.invoke(app, ["faults", str(model_file), "--limit", "200", "--trials", "1"])
     assert result.exit_code == 2 and "note:" not in result.stderr
-
-
-def test_duration_units():
-    assert _duration(5.6) == "5.6 s"
-    assert _duration(90) == "1.5 min"
-    assert _duration(2 * 3600) == "2 h"
-    assert _duration(3 * 86400) == "3 days"
-    assert _duration(2 * 365.25 * 86400) == "2 years"
 
 
 def test_audit_says_none_within_the_sweep_once(model_file):

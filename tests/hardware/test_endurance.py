@@ -13,7 +13,7 @@ import rapidnn
 from rapidnn.accel.config import BlockSizes, SimConfig
 from rapidnn.hardware import HardwareConfigError, lifetime
 from rapidnn.hardware.costs import model_trace
-from rapidnn.hardware.endurance import SECONDS_PER_YEAR, slot_writes
+from rapidnn.hardware.endurance import SECONDS_PER_YEAR, duration, slot_writes
 from rapidnn.hardware.rapidnn import RapidnnHardware
 from rapidnn.workloads.models import mlp
 
@@ -143,3 +143,12 @@ def test_view_accepts_the_endurance_parameter(rapidnn_spec):
     assert math.isclose(lifetime(
         model_trace(_compose(mlp((4, 2)).eval(), (4,))),
         rapidnn_spec.with_overrides({"endurance_writes": 1e12})).endurance_writes["value"], 1e12)
+
+
+def test_duration_units():
+    assert duration(5.6) == "5.6 s"
+    assert duration(90) == "1.5 min"
+    assert duration(2 * 3600) == "2 h"
+    assert duration(3 * 86400) == "3 days"
+    assert duration(2 * 365.25 * 86400) == "2 years"
+    assert duration(math.inf) == "unbounded"

@@ -185,10 +185,8 @@ def _model_source(model: str | None, user_model: str | None, weights: str | None
     if model is not None and user_model is not None:  # before --model's own checks (--data)
         raise ValueError("give a .rapidnn file or --model (your own model), not both")
     wl = user_workload(user_model, weights, data, test, out, quiet)
-    if (model is None) == (wl is None):
-        raise ValueError("give a .rapidnn file or --model (your own model), not both"
-                         if model is not None else "give a .rapidnn file or --model (your own "
-                                                   "model with --data)")
+    if model is None and wl is None:
+        raise ValueError("give a .rapidnn file or --model (your own model with --data)")
     if wl is None:
         return model, _load_model(model), None
     return wl.model_spec, compose_user_model(wl, w, u, out, quiet), wl
@@ -395,11 +393,12 @@ def faults_cmd(
         check_output(plot)
         composed = _load_model(model)
         name, x, y = _test_data(composed, model, dataset, limit, spread=True)
+        unit = _unit(composed.source.input.shape)
         steps = len(kinds) * sum(1 for r in grid if r > 0)
         if "processing" in kinds and len(x) * trials > SLOW_PROCESSING_RUNS:
             console(stderr=True).print(
                 f"note: processing-crossbar faults are simulated product by product "
-                f"({len(x)} {_unit(composed.source.input.shape)} x {trials} "
+                f"({len(x)} {unit} x {trials} "
                 f"{_plural(trials, 'trial')} per rate): this takes long; try --limit 200 "
                 f"--trials 1", markup=False, highlight=False)
         with progress(console(stderr=True), as_json) as bar:
@@ -410,7 +409,6 @@ def faults_cmd(
         result["cost"] = mitigation_cost(composed, FaultConfig(**mitigation))
         result["endurance"] = lifetime(composed, endurance_writes=endurance).to_dict()
         result.update({"model": model, "dataset": name})
-        unit = _unit(composed.source.input.shape)
         if plot is not None:
             from rapidnn.report.plots import fault_curves_plot
 
@@ -430,24 +428,15 @@ def _plural(n: int, word: str) -> str:
     return word if n == 1 else f"{word}s"
 
 
-def _duration(seconds: float) -> str:
-    """``seconds`` in a readable unit: ``5.6 s``, ``3.2 min``, ``4.1 h``, ``12 days``,
-    ``3.4 years``."""
-    if not math.isfinite(seconds):
-        return "unbounded"
-    for unit, size in (("years", 365.25 * 86400), ("days", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.3g} {unit}"
-    return f"{seconds:.3g} s"
-
-
 def _lifetime(inferences: float | None, throughput_ips: float) -> str:
     """``1.76e+06 inferences (5.6 s at the design's throughput)``; None: no cell is written."""
+    from rapidnn.hardware.endurance import duration
+
     if inferences is None or not math.isfinite(inferences):
         return "unbounded (no cell is written)"
     text = f"{inferences:.3g} inferences"
     if throughput_ips and throughput_ips > 0:
-        text += f" ({_duration(inferences / throughput_ips)} at the design's throughput)"
+        text += f" ({duration(inferences / throughput_ips)} at the design's throughput)"
     return text
 
 

@@ -19,7 +19,7 @@ from rich.console import Console
 
 from rapidnn.composer.compose import compose
 from rapidnn.composer.retrain import accuracy, retrain
-from rapidnn.workloads import Workload, get_workload, shipped_folders
+from rapidnn.workloads import Workload, get_workload, shipped_file
 from rapidnn.workloads.store import get_trained
 
 WORKLOAD = "mnist-mlp"  # MLP 784-512-512-10, ReLU; recipe and split in rapidnn.workloads
@@ -29,26 +29,24 @@ DEFAULT_SAVE = "mlp.rapidnn"
 
 def import_shipped(workload: Workload, folders: list[Path] | None = None,
                    console: Console | None = None) -> Path | None:
-    """Import ``workload``'s shipped float model (``<key>.safetensors`` in one of ``folders``,
-    default :func:`shipped_folders`) into the store unless it holds it; the file used, or None
+    """Import ``workload``'s shipped float model (:func:`rapidnn.workloads.shipped_file` in
+    ``folders``) into the store unless it holds it; the file used, or None
     when none is shipped with the current recipe's key."""
     from rapidnn.workloads.transfer import import_trained
 
-    name = f"{workload.key()}.safetensors"
-    folders = folders if folders is not None else shipped_folders()
-    for folder in folders:
-        path = folder / name
-        if path.is_file():
-            (result,) = import_trained([str(path)])
-            if console is not None and result.status == "imported":
-                console.print(f"float model {workload.name}: imported the shipped model {path}",
-                              markup=False, highlight=False)
-            return path
-    if console is not None:
-        console.print(f"float model {workload.name}: {name} is not shipped in "
-                      f"{', '.join(map(str, folders))} (the recipe changed, or no checkout); "
-                      f"taken from the store or trained", markup=False, highlight=False)
-    return None
+    path, searched = shipped_file(workload, folders)
+    if path is None:
+        if console is not None:
+            console.print(f"float model {workload.name}: {workload.key()}.safetensors is not "
+                          f"shipped in {', '.join(map(str, searched))} (the recipe changed, or "
+                          f"no checkout); taken from the store or trained", markup=False,
+                          highlight=False)
+        return None
+    (result,) = import_trained([str(path)])
+    if console is not None and result.status == "imported":
+        console.print(f"float model {workload.name}: imported the shipped model {path}",
+                      markup=False, highlight=False)
+    return path
 
 
 def run_demo(weight_clusters: int = 16, input_clusters: int = 16, max_rounds: int = 5,
@@ -60,8 +58,8 @@ def run_demo(weight_clusters: int = 16, input_clusters: int = 16, max_rounds: in
 
     ``save``: write the retrained composed model there (a ``.rapidnn`` file; None: not
     written); ``pretrained``: folders of shipped float models (default
-    :func:`shipped_folders`); ``busy(what)``: a context shown while a long step runs (a
-    spinner)."""
+    :func:`rapidnn.workloads.shipped_folders`); ``busy(what)``: a context shown while a long
+    step runs (a spinner)."""
     console = console or Console()
     busy = busy or (lambda _: contextlib.nullcontext())
     t0 = time.perf_counter()

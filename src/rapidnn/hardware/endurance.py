@@ -77,6 +77,19 @@ from rapidnn.hardware.spec import HardwareConfigError, HardwareSpec
 SECONDS_PER_YEAR = 365.25 * 86400.0
 ENDURANCE = Kind("writes per cell before wear-out", strict=True)
 _SLOT_KINDS = ("weighted", "avgpool", "add", "mul")
+
+
+def duration(seconds: float) -> str:
+    """``seconds`` in the unit that reads best: ``5.6 s``, ``3.2 min``, ``4.1 h``, ``12 days``,
+    ``3.4 years`` (a lifetime at the design's throughput); infinite: ``unbounded``."""
+    if not math.isfinite(seconds):
+        return "unbounded"
+    for unit, size in (("years", SECONDS_PER_YEAR), ("days", 86400.0), ("h", 3600.0),
+                       ("min", 60.0)):
+        if seconds >= size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.3g} s"
+
 _FIELDS = ("product", "partial_sum", "incoming", "scratch")
 
 

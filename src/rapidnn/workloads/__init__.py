@@ -55,6 +55,7 @@ __all__ = [
     "get_shape_network",
     "get_workload",
     "pretrained",
+    "shipped_file",
     "shipped_folders",
 ]
 
@@ -241,6 +242,16 @@ def shipped_folders() -> list[Path]:
     return list(dict.fromkeys([Path("pretrained").resolve(), checkout]))
 
 
+def shipped_file(workload: Workload, folders: Sequence[str | os.PathLike[str]] | None = None
+                 ) -> tuple[Path | None, list[Path]]:
+    """``workload``'s shipped float model, ``<key>.safetensors`` (:meth:`Workload.key`, the
+    current full recipe's: a file of another recipe is never used), in the first of ``folders``
+    (default :func:`shipped_folders`) that holds it (None: in none), and the folders searched."""
+    searched = [Path(f) for f in folders] if folders is not None else shipped_folders()
+    name = f"{workload.key()}.safetensors"
+    return next((f / name for f in searched if (f / name).is_file()), None), searched
+
+
 def pretrained(workload: str | Workload,
                folders: Sequence[str | os.PathLike[str]] | None = None) -> nn.Module:
     """The shipped trained float model of ``workload`` (e.g. ``"mnist-mlp"``) in eval mode:
@@ -249,17 +260,15 @@ def pretrained(workload: str | Workload,
     holds it. Nothing is trained, nothing is written (``rapidnn store import pretrained/``
     copies the files into the model store instead)."""
     wl = get_workload(workload)
-    name = f"{wl.key()}.safetensors"
-    searched = [Path(f) for f in folders] if folders is not None else shipped_folders()
-    for folder in searched:
-        path = folder / name
-        if path.is_file():
-            model = wl.build()
-            try:
-                model.load_state_dict(load_file(path))
-            except (SafetensorError, OSError, RuntimeError) as exc:
-                first = str(exc).strip().splitlines()[0]
-                raise WorkloadError(f"{path} is not a {wl.name} model: {first}") from None
-            return model.eval()
-    raise WorkloadError(f"no shipped {wl.name} model {name} in "
-                        f"{', '.join(map(str, searched))}: train it with rapidnn train {wl.name}")
+    path, searched = shipped_file(wl, folders)
+    if path is None:
+        raise WorkloadError(f"no shipped {wl.name} model {wl.key()}.safetensors in "
+                            f"{', '.join(map(str, searched))}: train it with rapidnn train "
+                            f"{wl.name}")
+    model = wl.build()
+    try:
+        model.load_state_dict(load_file(path))
+    except (SafetensorError, OSError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise WorkloadError(f"{path} is not a {wl.name} model: {first}") from None
+    return model.eval()

@@ -156,28 +156,15 @@ def install_float_model(wl: CustomWorkload, root: str | os.PathLike[str] | None 
 
 
 # The model ------------------------------------------------------------------------------------
-#: the last ONNX file converted in this process, by (path, mtime, size): a fresh copy per call
-_CONVERTED: dict[tuple[str, int, int], nn.Module] = {}
-
-
 def load_model(spec: str, weights: str | None = None, folder: str | None = None) -> nn.Module:
     """The network of ``spec`` (module docstring) with ``weights`` loaded, in eval mode; a
     dotted module is looked for in ``folder`` (default: the working folder) first."""
     if spec.lower().endswith(".onnx"):
-        from rapidnn.composer.onnx_import import load_onnx
-
         if weights is not None:
             raise CustomWorkloadError(f"{spec}: an ONNX file holds its weights; leave out "
                                       f"--weights {weights}")
-        try:
-            stat = os.stat(spec)
-        except OSError:
-            return load_onnx(spec).eval()  # its error names the problem
-        key = (os.path.abspath(spec), stat.st_mtime_ns, stat.st_size)
-        if key not in _CONVERTED:  # a sweep builds the network at every point: convert once
-            _CONVERTED.clear()
-            _CONVERTED[key] = load_onnx(spec).eval()
-        return copy.deepcopy(_CONVERTED[key])
+        # a sweep builds the network at every point: converted once, a fresh copy per call
+        return copy.deepcopy(_converted(os.path.abspath(spec), _stamp(spec)))
     module_name, sep, attr = spec.rpartition(":")
     if not sep or not module_name or not attr:
         raise CustomWorkloadError(f"--model {spec}: expected package.module:factory, "
@@ -353,6 +340,15 @@ def _read_cached(path: str, stamp: tuple, classes: tuple[str, ...] | None,
                  mode: str | None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None]:
     """:func:`read_data`, cached while the files' sizes and times (``stamp``) stay the same."""
     return read_data(path, classes, mode)
+
+
+@functools.lru_cache(maxsize=1)
+def _converted(path: str, stamp: tuple) -> nn.Module:
+    """The ONNX file at ``path`` as a module, cached while its size and time (``stamp``) stay
+    the same (a missing or bad file raises, and nothing is cached)."""
+    from rapidnn.composer.onnx_import import load_onnx
+
+    return load_onnx(path).eval()
 
 
 def _stamp(path: str) -> tuple:
